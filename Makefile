@@ -1,0 +1,46 @@
+# jwtgate: `make run` starts the gateway on 127.0.0.1, `make test` proves it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv nginx run test test-unit test-integration check-config clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the project with its test tools
+
+nginx: ## Install Debian's nginx when it is missing (as root), or say how
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  else \
+	    echo "nginx is not installed: run 'sudo apt-get install nginx' (Debian's package), then retry." >&2; exit 1; \
+	  fi; }
+
+run: venv nginx ## Run the whole gateway on 127.0.0.1:8080 until Ctrl-C (JWTGATE_LISTEN to change)
+	$(PY) -m jwtgate run
+
+test: venv nginx ## Run every test: unit, integration (real Nginx and gunicorn) and end to end
+	$(PY) -m pytest
+
+test-unit: venv ## Run the unit tests only
+	$(PY) -m pytest -m unit
+
+test-integration: venv nginx ## Run the tests that start real processes
+	$(PY) -m pytest -m "integration or e2e"
+
+check-config: venv ## Check the gunicorn configs the way CI does
+	for service in validator auth_api backend; do \
+	  VALIDATOR_JWKS_URL=http://localhost/jwks $(PY) -m gunicorn --check-config -c $$service/gunicorn.conf.py || exit 1; \
+	done
+
+clean: ## Remove build output and caches (keeps .venv and the data in var/)
+	rm -rf build .pytest_cache

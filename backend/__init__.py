@@ -1,0 +1,1 @@
+"""A sample API behind the gateway that trusts only the identity headers Nginx sets."""

@@ -1,0 +1,1 @@
+"""Pieces shared by the jwtgate services: settings, JSON logs, loopback HTTP and the local stack."""

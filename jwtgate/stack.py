@@ -1,0 +1,191 @@
+"""The whole gateway on one machine: Nginx and three gunicorn apps as child processes.
+
+`make run`, `make e2e` and the integration tests all start the stack through
+this module, so what the tests prove is what a user runs.
+"""
+
+import ctypes
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jwtgate.loopback import http_get
+
+NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+_VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
+_SERVICES = ("auth_api", "backend", "validator")
+
+
+def render(template, variables):
+    """envsubst restricted to `variables`, as the nginx image does: other `$names` stay as they are."""
+
+    def substitute(match):
+        name = match.group(1) or match.group(2)
+        return variables[name] if name in variables else match.group(0)
+
+    return _VARIABLE.sub(substitute, template)
+
+
+def _die_with_parent():
+    # Children in their own session miss the terminal's Ctrl-C (we stop them in
+    # order); PR_SET_PDEATHSIG still stops them if this runner is killed.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)
+
+
+class StackError(Exception):
+    """The stack could not start; the message says which part and quotes its log."""
+
+
+@dataclass
+class Stack:
+    """Starts, checks and stops the local gateway inside one data directory."""
+
+    data_dir: Path
+    listen: str = "127.0.0.1:8080"
+    environ: dict = field(default_factory=lambda: dict(os.environ))
+    nginx: str = field(default_factory=lambda: shutil.which("nginx") or "/usr/sbin/nginx")
+    ready_timeout: float = 30.0
+    processes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir).resolve()
+        self.run_dir = self.data_dir / "run"
+        self.log_dir = self.data_dir / "logs"
+        self.nginx_prefix = self.data_dir / "nginx"
+
+    @property
+    def url(self):
+        return f"http://{self.listen}"
+
+    def socket(self, service):
+        return str(self.run_dir / f"{service}.sock")
+
+    def service_env(self):
+        env = dict(self.environ)
+        env["JWTGATE_DATA_DIR"] = str(self.data_dir)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
+            env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
+            env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))
+        return env
+
+    def log_path(self, name):
+        return self.log_dir / f"{name}.log"
+
+    def log_tail(self, name, lines=40):
+        path = self.log_path(name)
+        if not path.exists():
+            return f"(no {name} log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def prepare(self):
+        """Create directories, initialise the auth data, render and test the Nginx config."""
+        for directory in (self.data_dir, self.run_dir, self.log_dir, self.nginx_prefix / "conf.d",
+                          self.nginx_prefix / "tmp"):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._run_checked([sys.executable, "-m", "auth_api", "init"], "auth_api init")
+        variables = {
+            "NGINX_LISTEN": self.listen,
+            "NGINX_SNIPPETS_DIR": str(NGINX_DIR / "snippets"),
+            "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
+            "NGINX_AUTH_API_ADDR": f"unix:{self.socket('auth_api')}",
+            "NGINX_BACKEND_ADDR": f"unix:{self.socket('backend')}",
+            "NGINX_ACCESS_LOG": str(self.log_path("nginx-access")),
+            "NGINX_ERROR_LOG": str(self.log_path("nginx-error")),
+            "NGINX_PREFIX": str(self.nginx_prefix),
+            "NGINX_WORKER_PROCESSES": self.environ.get("NGINX_WORKER_PROCESSES", "1"),
+            # As root, Nginx would switch its workers to `nobody`, who cannot open
+            # the sockets in our private data directory.
+            "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
+        }
+        main = render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), variables)
+        gateway = render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(), variables)
+        (self.nginx_prefix / "nginx.conf").write_text(main)
+        (self.nginx_prefix / "conf.d" / "gateway.conf").write_text(gateway)
+        self._run_checked(self._nginx_command("-t", "-q"), "nginx -t")
+
+    def demo_credentials(self):
+        """Give the demo user a fresh password; return (username, password)."""
+        output = self._run_checked([sys.executable, "-m", "auth_api", "users", "demo"], "auth_api users demo")
+        fields = dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
+        return fields["username"], fields["password"]
+
+    def start(self):
+        """Start every process and wait until each answers; raise StackError with its log otherwise."""
+        try:
+            self.prepare()
+            for service in _SERVICES:
+                self._spawn(service, self._gunicorn_command(service))
+                self._wait(service, lambda s=service: http_get("http://localhost/healthz",
+                                                              unix_socket=self.socket(s), timeout=1.0))
+            self._spawn("nginx", self._nginx_command())
+            self._wait("nginx", lambda: http_get(f"{self.url}/healthz", timeout=1.0))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stop Nginx first (no new requests), then the apps; SIGKILL whatever lingers."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _nginx_command(self, *extra):
+        return [self.nginx, "-p", str(self.nginx_prefix), "-c", str(self.nginx_prefix / "nginx.conf"),
+                "-e", str(self.log_path("nginx-error")), *extra]
+
+    def _gunicorn_command(self, service):
+        config = Path(importlib.util.find_spec(service).origin).parent / "gunicorn.conf.py"
+        return [sys.executable, "-m", "gunicorn", "-c", str(config)]
+
+    def _run_checked(self, command, what):
+        result = subprocess.run(command, env=self.service_env(), capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise StackError(f"{what} failed:\n{result.stderr.strip() or result.stdout.strip()}")
+        return result.stdout
+
+    def _spawn(self, name, command):
+        with open(self.log_path(name), "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                command, env=self.service_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+
+    def _wait(self, name, probe):
+        deadline = time.monotonic() + self.ready_timeout
+        process = self.processes[name]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise StackError(f"{name} exited with status {process.returncode}:\n{self.log_tail(name)}")
+            try:
+                status, _ = probe()
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{name} not ready after {self.ready_timeout:.0f}s:\n{self.log_tail(name)}")

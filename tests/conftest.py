@@ -1,0 +1,83 @@
+"""Fixtures that start the real stack (Nginx and three gunicorn apps) and show its logs on failure."""
+
+import json
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jwtgate.stack import Stack
+
+_STACKS = []
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RunningStack:
+    """A started Stack plus what tests need from it: a client, the demo login, the backend's log."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.url = stack.url
+        self.client = httpx.Client(base_url=stack.url, timeout=10.0)
+        self.username, self.password = stack.demo_credentials()
+
+    def login(self, username=None, password=None):
+        response = self.client.post("/api/auth/login", json={"username": username or self.username,
+                                                             "password": password or self.password})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def backend_hits(self):
+        """Requests that reached the backend, as (method, path, user) from its JSON log."""
+        hits = []
+        path = self.stack.log_path("backend")
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == "request":
+                hits.append((record.get("method"), record.get("path"), record.get("user")))
+        return hits
+
+    def private_key_pem(self):
+        """The stack's active signing key, read from its data directory (tests only)."""
+        return sorted((self.stack.data_dir / "keys").glob("*.pem"))[-1].read_bytes()
+
+    def close(self):
+        self.client.close()
+        self.stack.stop()
+
+
+def start_stack(tmp_path_factory, name, **environ):
+    import os
+
+    stack = Stack(Path(tmp_path_factory.mktemp(name)), listen=f"127.0.0.1:{free_port()}",
+                  environ={**os.environ, **environ})
+    _STACKS.append(stack)
+    stack.start()
+    return RunningStack(stack)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory):
+    """The stack as `make run` starts it, shared by the tests that do not disturb it."""
+    running = start_stack(tmp_path_factory, "gateway")
+    yield running
+    running.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _STACKS:
+        for stack in _STACKS:
+            for name in ("nginx-error", "validator", "auth_api", "backend", "nginx"):
+                report.sections.append((f"{stack.data_dir.name} {name} log", stack.log_tail(name, 25)))

@@ -1,0 +1,1 @@
+"""The jwtgate validator: the `auth_request` target that says 200, 401 or 403."""

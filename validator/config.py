@@ -1,0 +1,69 @@
+"""Validator settings, read once from VALIDATOR_* environment variables."""
+
+import re
+from dataclasses import dataclass, field
+
+from jwtgate.settings import EnvReader
+
+_QUOTABLE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")
+_MIN_HS256_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the validator needs; tests build it directly."""
+
+    issuer: str = "jwtgate"
+    audience: str = "jwtgate-api"
+    jwks_url: str | None = None
+    jwks_socket: str | None = None
+    hs256_secret: bytes | None = field(default=None, repr=False)
+    hs256_kid: str = ""
+    accepted_typ: tuple = ("at+jwt",)
+    leeway_seconds: int = 30
+    cache_size: int = 100_000
+    cache_max_ttl_seconds: int = 300
+    max_token_bytes: int = 4096
+    jwks_min_refresh_seconds: int = 5
+    jwks_timeout_seconds: int = 2
+    realm: str = "jwtgate"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ):
+        env = EnvReader(environ, "VALIDATOR_")
+        jwks_url = env.text("JWKS_URL", None) or None
+        secret = env.secret("HS256_SECRET")
+        if jwks_url and secret is not None:
+            env.problem("HS256_SECRET", "set either it or VALIDATOR_JWKS_URL, never both (no mixed key sets)")
+        elif not jwks_url and secret is None:
+            env.problem("JWKS_URL", "is required (or VALIDATOR_HS256_SECRET for a shared-secret setup)")
+        elif secret is not None and len(secret) < _MIN_HS256_SECRET_BYTES:
+            env.problem("HS256_SECRET", f"must be at least {_MIN_HS256_SECRET_BYTES} bytes")
+        if jwks_url and not jwks_url.startswith(("http://", "https://")):
+            env.problem("JWKS_URL", "must be an http:// or https:// URL")
+        realm = env.text("REALM", "jwtgate")
+        if not _QUOTABLE.fullmatch(realm):
+            env.problem("REALM", "must be 1-64 printable ASCII characters without quotes or backslashes")
+        accepted_typ = tuple(env.text("ACCEPTED_TYP", "at+jwt").lower().split())
+        if not accepted_typ:
+            env.problem("ACCEPTED_TYP", "must name at least one token type, e.g. at+jwt")
+        settings = cls(
+            issuer=env.text("ISSUER", "jwtgate"),
+            audience=env.text("AUDIENCE", "jwtgate-api"),
+            jwks_url=jwks_url,
+            jwks_socket=env.text("JWKS_SOCKET", None) or None,
+            hs256_secret=secret,
+            hs256_kid=env.text("HS256_KID", "", max_length=128),
+            accepted_typ=accepted_typ,
+            leeway_seconds=env.integer("LEEWAY_SECONDS", 30, minimum=0, maximum=300),
+            cache_size=env.integer("CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
+            cache_max_ttl_seconds=env.integer("CACHE_MAX_TTL_SECONDS", 300, minimum=0, maximum=86_400),
+            max_token_bytes=env.integer("MAX_TOKEN_BYTES", 4096, minimum=256, maximum=16_384),
+            jwks_min_refresh_seconds=env.integer("JWKS_MIN_REFRESH_SECONDS", 5, minimum=1, maximum=3600),
+            jwks_timeout_seconds=env.integer("JWKS_TIMEOUT_SECONDS", 2, minimum=1, maximum=30),
+            realm=realm,
+            log_level=env.text("LOG_LEVEL", "info", choices={"debug", "info", "warning", "error"}),
+        )
+        env.finish()
+        return settings

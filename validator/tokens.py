@@ -1,0 +1,234 @@
+"""Strict JWT checks around python-jose's signature verification.
+
+python-jose is lenient in places: its base64url decoding accepts padding and
+non-canonical spellings, its claim checks accept a string `exp` and read the
+wall clock. So we check the compact syntax, the JSON and every claim ourselves
+and hand python-jose only the signature check, always with the one algorithm
+of the key we hold for the token's `kid` (RFC 8725 sections 2.1 and 3.1).
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from jose import jws
+
+# Reason codes a denial can carry: (RFC 6750 error, description). Nginx's
+# jwtgate-http.conf maps the same codes to client messages; a test keeps both lists equal.
+REASONS = {
+    "missing_token": (None, "Missing Authorization header"),
+    "invalid_request": ("invalid_request", "Malformed Authorization header"),
+    "malformed": ("invalid_token", "Malformed token"),
+    "unsupported_header": ("invalid_token", "Unsupported token header"),
+    "wrong_type": ("invalid_token", "Wrong token type"),
+    "unsupported_algorithm": ("invalid_token", "Algorithm not allowed for this key"),
+    "unknown_key": ("invalid_token", "Unknown signing key"),
+    "invalid_signature": ("invalid_token", "Invalid signature"),
+    "expired": ("invalid_token", "Token expired"),
+    "not_yet_valid": ("invalid_token", "Token not yet valid"),
+    "invalid_claims": ("invalid_token", "Invalid claims"),
+    "wrong_issuer": ("invalid_token", "Wrong issuer"),
+    "wrong_audience": ("invalid_token", "Wrong audience"),
+    "internal_error": ("invalid_token", "Token could not be verified"),
+}
+
+# Header members we understand. Anything else, notably jwk, jku, x5u, x5c
+# (key material chosen by the sender), crit, b64, enc and zip, is refused.
+_ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
+_REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "jti")
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_KID = re.compile(r"[\x21-\x7e]{1,128}")
+_VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
+# Role and scope values become comma-separated header values: no comma, space, CR or LF.
+_NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
+_MAX_HEADER_BYTES = 1024
+_MAX_CLAIMS = 64
+_MAX_NAMES = 64
+# RFC 7519 NumericDate, bounded to the year 9999 so arithmetic never overflows anything.
+_MAX_NUMERIC_DATE = 253_402_300_799
+
+
+class TokenRejected(Exception):
+    """A token or request was refused; `reason` is a key of REASONS."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownKey(TokenRejected):
+    """The token names a `kid` we do not hold; a JWKS refetch may help."""
+
+    def __init__(self, kid):
+        super().__init__("unknown_key")
+        self.kid = kid
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The verified facts about a token that /verify passes on."""
+
+    sub: str
+    roles: tuple
+    scopes: tuple
+    jti: str
+    iat: int
+    exp: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a token must satisfy besides its signature."""
+
+    issuer: str
+    audience: str
+    accepted_typ: tuple
+    leeway_seconds: int
+
+
+def token_digest(token):
+    """The cache key: SHA-256 of the whole token."""
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+def _b64decode(segment):
+    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        raise TokenRejected("malformed")
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenRejected("malformed") from None
+    # Only the canonical spelling is accepted: unused trailing bits must be zero,
+    # so one token has exactly one string form (and one cache key).
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != segment:
+        raise TokenRejected("malformed")
+    return data
+
+
+def _reject_duplicates(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError("duplicate member")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _json_object(data):
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError):
+        raise TokenRejected("malformed") from None
+    if not isinstance(value, dict):
+        raise TokenRejected("malformed")
+    return value
+
+
+def parse(token):
+    """Split and decode a compact JWS strictly; return (header, claims). Verifies nothing."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        # Five parts would be a JWE: encrypted tokens are never accepted.
+        raise TokenRejected("malformed")
+    header_segment, claims_segment, signature_segment = parts
+    header_bytes = _b64decode(header_segment)
+    if len(header_bytes) > _MAX_HEADER_BYTES:
+        raise TokenRejected("malformed")
+    header = _json_object(header_bytes)
+    claims = _json_object(_b64decode(claims_segment))
+    _b64decode(signature_segment)
+    if not header.keys() <= _ALLOWED_HEADER:
+        raise TokenRejected("unsupported_header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise TokenRejected("unsupported_algorithm")
+    kid = header.get("kid", "")
+    if not isinstance(kid, str) or (kid and not _KID.fullmatch(kid)):
+        raise TokenRejected("unsupported_header")
+    return header, claims
+
+
+def check_type(header, accepted):
+    """RFC 9068 section 2.1: `typ` is at+jwt; `application/` may prefix it (RFC 7515 section 4.1.9)."""
+    typ = header.get("typ")
+    if not isinstance(typ, str):
+        raise TokenRejected("wrong_type")
+    typ = typ.lower()
+    if typ.startswith("application/"):
+        typ = typ[len("application/"):]
+    if typ not in accepted:
+        raise TokenRejected("wrong_type")
+
+
+def verify_signature(token, header, key):
+    """Check the signature with python-jose, using only the algorithm bound to our key."""
+    if header["alg"] != key.alg:
+        raise TokenRejected("unsupported_algorithm")
+    try:
+        jws.verify(token, key.key, algorithms=[key.alg])
+    except Exception:
+        # JWSError for a bad signature, but also ValueError or TypeError from
+        # deeper in the backends: every failure here means "not verified".
+        raise TokenRejected("invalid_signature") from None
+
+
+def _numeric_date(claims, name):
+    value = claims[name]
+    # bool is an int subclass; floats and strings are refused outright.
+    if type(value) is not int or not 0 <= value <= _MAX_NUMERIC_DATE:
+        raise TokenRejected("invalid_claims")
+    return value
+
+
+def _names(value):
+    if not isinstance(value, list) or len(value) > _MAX_NAMES:
+        raise TokenRejected("invalid_claims")
+    for name in value:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise TokenRejected("invalid_claims")
+    return tuple(value)
+
+
+def check_claims(claims, policy, now):
+    """Check required claims, their types and the time window; return the Identity."""
+    if len(claims) > _MAX_CLAIMS or any(name not in claims for name in _REQUIRED_CLAIMS):
+        raise TokenRejected("invalid_claims")
+    exp = _numeric_date(claims, "exp")
+    iat = _numeric_date(claims, "iat")
+    nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+    sub, jti, iss, aud = claims["sub"], claims["jti"], claims["iss"], claims["aud"]
+    if not (isinstance(sub, str) and _VISIBLE.fullmatch(sub)):
+        raise TokenRejected("invalid_claims")
+    if not (isinstance(jti, str) and _VISIBLE.fullmatch(jti)):
+        raise TokenRejected("invalid_claims")
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise TokenRejected("invalid_claims")
+    roles = _names(claims.get("roles", []))
+    # RFC 8693 section 4.2: scope is one string of space-delimited names.
+    scopes = _names(scope.split(" ") if scope else [])
+    if iss != policy.issuer:
+        raise TokenRejected("wrong_issuer")
+    # One audience, as our issuer writes it: a token minted for several
+    # audiences could be replayed against each of them.
+    if aud != policy.audience:
+        raise TokenRejected("wrong_audience")
+    leeway = policy.leeway_seconds
+    if now >= exp + leeway:
+        raise TokenRejected("expired")
+    if iat > now + leeway or (nbf is not None and nbf > now + leeway):
+        raise TokenRejected("not_yet_valid")
+    if exp <= iat:
+        raise TokenRejected("invalid_claims")
+    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp)
