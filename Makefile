@@ -37,9 +37,10 @@ test-unit: venv ## Run the unit tests only
 test-integration: venv nginx ## Run the tests that start real processes
 	$(PY) -m pytest -m "integration or e2e"
 
-check-config: venv ## Check the gunicorn configs the way CI does
-	for service in validator auth_api backend; do \
-	  VALIDATOR_JWKS_URL=http://localhost/jwks $(PY) -m gunicorn --check-config -c $$service/gunicorn.conf.py || exit 1; \
+check-config: venv ## Check the three gunicorn configs (gunicorn --check-config, in a scratch data dir)
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && for service in validator auth_api backend; do \
+	  JWTGATE_DATA_DIR=$$scratch VALIDATOR_JWKS_URL=http://localhost/jwks \
+	    $(PY) -m gunicorn --check-config -c $$service/gunicorn.conf.py || exit 1; \
 	done
 
 clean: ## Remove build output and caches (keeps .venv and the data in var/)

@@ -16,4 +16,6 @@ keepalive = 75
 # Logging: JSON lines on stderr, no access log.
 accesslog = None
 logconfig_dict = logconfig_dict("backend")
+# No control socket: its default path is shared by every gunicorn of the user.
+control_socket_disable = True
 proc_name = "jwtgate-backend"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jwtgate.loopback import http_get
+from jwtgate.settings import ConfigError
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
@@ -88,11 +89,35 @@ class Stack:
 
     def prepare(self):
         """Create directories, initialise the auth data, render and test the Nginx config."""
+        self.check_settings()
         for directory in (self.data_dir, self.run_dir, self.log_dir, self.nginx_prefix / "conf.d",
                           self.nginx_prefix / "tmp"):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._run_checked([sys.executable, "-m", "auth_api", "init"], "auth_api init")
-        variables = {
+        variables = self.nginx_variables()
+        main = render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), variables)
+        gateway = render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(), variables)
+        (self.nginx_prefix / "nginx.conf").write_text(main)
+        (self.nginx_prefix / "conf.d" / "gateway.conf").write_text(gateway)
+        self._run_checked(self._nginx_command("-t", "-q"), "nginx -t")
+
+    def check_settings(self):
+        """Read every service's settings now, so one message names every bad setting of the stack."""
+        from auth_api.config import Settings as AuthSettings
+        from validator.config import Settings as ValidatorSettings
+
+        problems = []
+        for settings_class in (ValidatorSettings, AuthSettings):
+            try:
+                settings_class.from_env(self.service_env())
+            except ConfigError as error:
+                problems.extend(error.problems)
+        if problems:
+            raise StackError(str(ConfigError(problems)))
+
+    def nginx_variables(self):
+        """The NGINX_* values the templates are rendered with."""
+        return {
             "NGINX_LISTEN": self.listen,
             "NGINX_SNIPPETS_DIR": str(NGINX_DIR / "snippets"),
             "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
@@ -106,11 +131,6 @@ class Stack:
             # the sockets in our private data directory.
             "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
         }
-        main = render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), variables)
-        gateway = render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(), variables)
-        (self.nginx_prefix / "nginx.conf").write_text(main)
-        (self.nginx_prefix / "conf.d" / "gateway.conf").write_text(gateway)
-        self._run_checked(self._nginx_command("-t", "-q"), "nginx -t")
 
     def demo_credentials(self):
         """Give the demo user a fresh password; return (username, password)."""
@@ -122,16 +142,27 @@ class Stack:
         """Start every process and wait until each answers; raise StackError with its log otherwise."""
         try:
             self.prepare()
-            for service in _SERVICES:
-                self._spawn(service, self._gunicorn_command(service))
-                self._wait(service, lambda s=service: http_get("http://localhost/healthz",
-                                                              unix_socket=self.socket(s), timeout=1.0))
-            self._spawn("nginx", self._nginx_command())
-            self._wait("nginx", lambda: http_get(f"{self.url}/healthz", timeout=1.0))
+            for name in (*_SERVICES, "nginx"):
+                self.start_process(name)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_process(self, name):
+        """Start one part (a service name or "nginx") and wait until it answers."""
+        if name == "nginx":
+            self._spawn(name, self._nginx_command())
+            self._wait(name, lambda: http_get(f"{self.url}/healthz", timeout=1.0))
+        else:
+            self._spawn(name, self._gunicorn_command(name))
+            self._wait(name, lambda: http_get("http://localhost/healthz", unix_socket=self.socket(name), timeout=1.0))
+
+    def stop_process(self, name, sig=signal.SIGTERM):
+        """Signal one part's whole process group (master and workers) and wait for it to exit."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=15)
 
     def stop(self):
         """Stop Nginx first (no new requests), then the apps; SIGKILL whatever lingers."""

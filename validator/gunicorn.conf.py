@@ -26,4 +26,6 @@ keepalive = 75
 # Logging: JSON lines on stderr; no access log (it would carry request headers).
 accesslog = None
 logconfig_dict = logconfig_dict("validator", _settings.log_level)
+# No control socket: its default path is shared by every gunicorn of the user.
+control_socket_disable = True
 proc_name = "jwtgate-validator"

@@ -1,0 +1,1 @@
+"""auth_api: verifies passwords and issues the access tokens jwtgate's validator checks."""

@@ -1,0 +1,85 @@
+"""The Falcon application: create_app wires collaborators together, get_app reads the environment."""
+
+import http
+import json
+import logging
+import logging.config
+import os
+import time
+
+import falcon
+
+from auth_api.config import Settings
+from auth_api.keys import KeyRing
+from auth_api.resources import DemoLoginResource, HealthResource, JwksResource, LoginResource
+from auth_api.store import UserStore
+from jwtgate.logs import logconfig_dict
+from jwtgate.settings import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# RFC 6749 §5.2 names a malformed request invalid_request; use that for every 400, ours or Falcon's.
+_ERROR_CODES = {400: "invalid_request", 500: "internal_error"}
+
+
+def serialize_error(req, resp, error):
+    """Every error as {"error", "message"} JSON, whatever the client accepts."""
+    if error.code is not None:
+        # Only this package sets `code`, always with a description from a fixed text.
+        code, message = error.code, error.description
+    else:
+        try:
+            phrase = http.HTTPStatus(error.status_code).phrase
+        except ValueError:
+            phrase = "Error"
+        code = _ERROR_CODES.get(error.status_code, phrase.lower().replace(" ", "_").replace("-", "_"))
+        message = phrase
+    resp.data = json.dumps({"error": code, "message": message}).encode()
+    resp.content_type = falcon.MEDIA_JSON
+
+
+def handle_unexpected(req, resp, error, params):
+    # The JSON log formatter keeps only the exception type: its text may quote request data.
+    logger.error("unhandled exception", exc_info=error, extra={"method": req.method, "path": req.path})
+    raise falcon.HTTPInternalServerError()
+
+
+def create_app(settings, *, store, keyring, clock):
+    """The WSGI app serving login, the JWKS and the health check."""
+    app = falcon.App()
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    # Without demo login the route has no GET responder, so GET answers 405 rather than a token.
+    login = DemoLoginResource if settings.demo_login else LoginResource
+    app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, clock=clock))
+    app.add_route("/.well-known/jwks.json", JwksResource(keyring))
+    app.add_route("/healthz", HealthResource())
+    return app
+
+
+def get_app(environ=None):
+    """The app as gunicorn runs it: settings from the environment, the store and keys opened or created."""
+    environ = os.environ if environ is None else environ
+    try:
+        settings = Settings.from_env(environ)
+    except ConfigError as error:
+        logging.config.dictConfig(logconfig_dict("auth_api"))
+        logger.critical("invalid configuration", extra={"setting": ", ".join(name for name, _ in error.problems)})
+        raise
+    logging.config.dictConfig(logconfig_dict("auth_api", settings.log_level))
+    store = UserStore.open(settings)
+    keyring = KeyRing.open(settings)
+    if settings.demo_login:
+        logger.warning(
+            "DEMO LOGIN IS ON: GET /api/auth/login gives the demo user's token to anyone; never use in production",
+            extra={"user": settings.demo_user, "setting": "AUTH_DEMO_LOGIN"},
+        )
+        if store.get_user(settings.demo_user) is None:
+            logger.warning(
+                "demo user missing: run `python -m auth_api users demo`", extra={"user": settings.demo_user}
+            )
+    logger.info(
+        "auth_api ready",
+        extra={"kid": keyring.active.kid, "keys": len(keyring.jwks()["keys"]), "pid": os.getpid()},
+    )
+    return create_app(settings, store=store, keyring=keyring, clock=time.time)

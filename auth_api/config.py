@@ -1,0 +1,64 @@
+"""auth_api settings, read once from the environment."""
+
+from dataclasses import dataclass, field
+
+from auth_api.store import USERNAME
+from jwtgate import settings as env
+
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_HS256_SECRET_BYTES = 32
+
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything auth_api reads from the environment; build it directly in tests."""
+
+    data_dir: str
+    issuer: str = "jwtgate"
+    audience: str = "jwtgate-api"
+    access_token_ttl_seconds: int = 900
+    demo_login: bool = False
+    demo_user: str = "demo"
+    hs256_secret: bytes | None = field(default=None, repr=False)
+    max_body_bytes: int = 4096
+    log_level: str = "info"
+
+    @property
+    def algorithm(self):
+        return "HS256" if self.hs256_secret is not None else "RS256"
+
+    @classmethod
+    def from_env(cls, environ):
+        """Settings from an environment mapping; raises ConfigError naming every bad setting."""
+        reader = env.EnvReader(environ, "AUTH_")
+        issuer = reader.text("ISSUER", "jwtgate")
+        audience = reader.text("AUDIENCE", "jwtgate-api")
+        ttl = reader.integer("ACCESS_TOKEN_TTL_SECONDS", 900, minimum=60, maximum=86400)
+        demo_login = reader.flag("DEMO_LOGIN", False)
+        demo_user = reader.text("DEMO_USER", "demo")
+        secret = reader.secret("HS256_SECRET")
+        max_body_bytes = reader.integer("MAX_BODY_BYTES", 4096, minimum=256, maximum=1 << 20)
+        log_level = reader.text("LOG_LEVEL", "info", choices=LOG_LEVELS)
+
+        for key, value in (("ISSUER", issuer), ("AUDIENCE", audience)):
+            if not value:
+                reader.problem(key, "must not be empty")
+        if not USERNAME.fullmatch(demo_user):
+            reader.problem("DEMO_USER", "must be 1 to 64 of A-Z a-z 0-9 . _ @ -")
+        if secret is not None and len(secret) < MIN_HS256_SECRET_BYTES:
+            reader.problem("HS256_SECRET", f"must be at least {MIN_HS256_SECRET_BYTES} bytes")
+        reader.finish()
+
+        return cls(
+            data_dir=env.data_dir(environ),
+            issuer=issuer,
+            audience=audience,
+            access_token_ttl_seconds=ttl,
+            demo_login=demo_login,
+            demo_user=demo_user,
+            hs256_secret=secret,
+            max_body_bytes=max_body_bytes,
+            log_level=log_level,
+        )

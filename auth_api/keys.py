@@ -1,0 +1,180 @@
+"""Signing keys: RS256 key files under <data_dir>/keys/, or one HS256 shared secret."""
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jose import jwk
+
+logger = logging.getLogger(__name__)
+
+RSA_KEY_BITS = 2048
+RSA_PUBLIC_EXPONENT = 65537
+# <created unix time, 10 digits>-<kid>.pem: names sort by age, so the newest key is the greatest name.
+KEY_FILE = re.compile(r"(\d{10})-([A-Za-z0-9_-]{43})\.pem")
+
+
+class KeyFileError(Exception):
+    """A file in the keys directory is not the key its name claims."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The key new tokens are signed with; kid is None for HS256."""
+
+    kid: str | None
+    algorithm: str
+    key: object = field(repr=False)
+
+
+def keys_dir(data_dir):
+    return os.path.join(data_dir, "keys")
+
+
+def _b64url_uint(number):
+    raw = number.to_bytes((number.bit_length() + 7) // 8 or 1, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def public_jwk(public_key):
+    """The RFC 7517 public members of an RSA key, with its RFC 7638 thumbprint as kid."""
+    numbers = public_key.public_numbers()
+    members = {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
+    # RFC 7638 §3: the required members only, sorted, no whitespace, SHA-256, base64url without padding.
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("ascii")
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode("ascii")
+    return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": members["n"], "e": members["e"]}
+
+
+def key_files(directory):
+    """The key file names in directory, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in names if KEY_FILE.fullmatch(name))
+
+
+def _ensure_directory(directory):
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    # makedirs' mode is filtered by the umask and ignored for an existing directory.
+    os.chmod(directory, 0o700)
+
+
+@contextlib.contextmanager
+def _locked(directory):
+    """Hold an exclusive flock on <directory>/.lock: gunicorn workers may all start at once."""
+    descriptor = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _write_private(path, data):
+    """Write data to path atomically, the file being 0600 from its first byte."""
+    directory = os.path.dirname(path)
+    temporary = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    directory_descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(directory_descriptor)
+    finally:
+        os.close(directory_descriptor)
+
+
+def generate_key(directory, *, clock=time.time):
+    """Write a new RSA key that becomes the newest, so the active one; the caller holds the lock."""
+    private = rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=RSA_KEY_BITS)
+    kid = public_jwk(private.public_key())["kid"]
+    existing = key_files(directory)
+    created = int(clock())
+    if existing:
+        # Two keys made within one second must still sort in the order they were made.
+        created = max(created, int(KEY_FILE.fullmatch(existing[-1]).group(1)) + 1)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_private(os.path.join(directory, f"{created:010d}-{kid}.pem"), pem)
+    logger.info("signing key generated", extra={"kid": kid})
+    return kid
+
+
+def ensure_key(directory, *, clock=time.time):
+    """Generate the first key unless one exists; safe to call from several processes at once."""
+    _ensure_directory(directory)
+    if key_files(directory):
+        return
+    with _locked(directory):
+        # Another process may have generated it while this one waited for the lock.
+        if not key_files(directory):
+            generate_key(directory, clock=clock)
+
+
+def _load_private(directory, name):
+    with open(os.path.join(directory, name), "rb") as handle:
+        private = serialization.load_pem_private_key(handle.read(), password=None)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise KeyFileError(f"{name} does not hold an RSA private key")
+    if public_jwk(private.public_key())["kid"] != KEY_FILE.fullmatch(name).group(2):
+        raise KeyFileError(f"{name}: the kid in the name is not the key's thumbprint")
+    return private
+
+
+class KeyRing:
+    """The active signing key and the public keys published as the JWKS."""
+
+    def __init__(self, active, public_keys):
+        self.active = active
+        self._public_keys = tuple(public_keys)
+
+    @classmethod
+    def open(cls, settings, *, clock=time.time):
+        """The key ring the settings call for, generating the first RS256 key when there is none."""
+        if settings.hs256_secret is not None:
+            return cls.from_secret(settings.hs256_secret)
+        directory = keys_dir(settings.data_dir)
+        ensure_key(directory, clock=clock)
+        return cls.load(directory)
+
+    @classmethod
+    def from_secret(cls, secret):
+        # No kid and no published key: an HS256 secret verifies as well as it signs.
+        return cls(SigningKey(None, "HS256", jwk.construct(secret, "HS256")), ())
+
+    @classmethod
+    def load(cls, directory):
+        """Every key file in directory; the newest signs."""
+        names = key_files(directory)
+        if not names:
+            raise KeyFileError(f"no signing key in {directory}")
+        privates = [_load_private(directory, name) for name in names]
+        public_keys = [public_jwk(private.public_key()) for private in privates]
+        newest = privates[-1]
+        active = SigningKey(public_keys[-1]["kid"], "RS256", jwk.construct(newest, "RS256"))
+        return cls(active, public_keys)
+
+    def jwks(self):
+        """The RFC 7517 JWK Set of public keys, newest first; empty for HS256."""
+        return {"keys": [dict(key) for key in reversed(self._public_keys)]}

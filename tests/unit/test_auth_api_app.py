@@ -1,0 +1,340 @@
+"""The auth_api HTTP app through falcon.testing, with a tmp data dir and a fake clock."""
+
+import dataclasses
+import json
+import logging
+
+import falcon
+import pytest
+from falcon import testing
+from jose import jwk, jwt
+
+from auth_api import passwords
+from auth_api.app import create_app, serialize_error
+from auth_api.config import Settings
+from auth_api.keys import KeyRing
+from auth_api.store import UserStore
+from jwtgate.logs import JsonFormatter, fingerprint
+
+pytestmark = pytest.mark.unit
+
+LOGIN = "/api/auth/login"
+PASSWORD = "correct horse battery staple"
+PASSWORD_HASH = passwords.hash(PASSWORD)
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
+DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}
+
+
+class FakeClock:
+    def __init__(self, now=1_700_000_000.6):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def tick(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture(scope="module")
+def keyring(tmp_path_factory):
+    return KeyRing.open(Settings(data_dir=str(tmp_path_factory.mktemp("keys"))))
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(
+        data_dir=str(tmp_path), issuer="https://auth.test", audience="orders-api", access_token_ttl_seconds=600
+    )
+
+
+@pytest.fixture
+def store(settings, clock):
+    store = UserStore.open(settings, clock=clock)
+    store.add_user("alice", PASSWORD_HASH, roles=["admin", "user"], scopes=["orders:read", "orders:write"])
+    store.add_user("carol", PASSWORD_HASH)
+    store.disable_user("carol")
+    return store
+
+
+def make_client(settings, store, keyring, clock):
+    return testing.TestClient(create_app(settings, store=store, keyring=keyring, clock=clock))
+
+
+@pytest.fixture
+def client(settings, store, keyring, clock):
+    return make_client(settings, store, keyring, clock)
+
+
+def login(client, username="alice", password=PASSWORD, **kwargs):
+    return client.simulate_post(LOGIN, json={"username": username, "password": password}, **kwargs)
+
+
+def assert_json_error(response, status, code):
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    assert set(response.json) == {"error", "message"}
+    assert response.json["error"] == code
+    assert isinstance(response.json["message"], str) and response.json["message"]
+
+
+def verify_with_jwks(client, token, settings):
+    header = jwt.get_unverified_header(token)
+    keys = {key["kid"]: key for key in client.simulate_get("/.well-known/jwks.json").json["keys"]}
+    return jwt.decode(
+        token,
+        jwk.construct(keys[header["kid"]], "RS256"),
+        algorithms=["RS256"],
+        audience=settings.audience,
+        issuer=settings.issuer,
+        # The fake clock is years behind the real one that jose checks exp against; exp is asserted below.
+        options={"verify_exp": False},
+    )
+
+
+def test_login_issues_a_verifiable_access_token(client, settings, keyring, clock):
+    response = login(client)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+    body = response.json
+    assert set(body) == {"access_token", "token_type", "expires_in", "token"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 600
+    assert body["token"] == body["access_token"]
+
+    token = body["access_token"]
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "at+jwt", "kid": keyring.active.kid}
+    claims = verify_with_jwks(client, token, settings)
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "roles", "scope"}
+    assert claims["iss"] == "https://auth.test"
+    assert claims["aud"] == "orders-api"
+    assert claims["sub"] == "alice"
+    assert claims["iat"] == 1_700_000_000
+    assert claims["exp"] == claims["iat"] + 600
+    assert claims["roles"] == ["admin", "user"]
+    assert claims["scope"] == "orders:read orders:write"
+    assert isinstance(claims["jti"], str) and len(claims["jti"]) >= 22
+
+
+def test_token_times_follow_the_clock(client, clock):
+    first = jwt.get_unverified_claims(login(client).json["access_token"])
+    clock.tick(125)
+    second = jwt.get_unverified_claims(login(client).json["access_token"])
+    assert second["iat"] - first["iat"] == 125
+    assert second["exp"] == second["iat"] + 600
+    assert second["jti"] != first["jti"]
+
+
+def test_content_type_with_charset_is_accepted(client):
+    response = client.simulate_post(
+        LOGIN,
+        body=json.dumps({"username": "alice", "password": PASSWORD}),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "username, password",
+    [("alice", "wrong password"), ("nobody", PASSWORD), ("carol", PASSWORD), ("no body", PASSWORD), ("alice", "")],
+    ids=["wrong-password", "unknown-user", "disabled-user", "impossible-name", "empty-password"],
+)
+def test_every_denial_looks_the_same(client, username, password):
+    response = login(client, username, password)
+    assert response.status_code == 401
+    assert response.json == DENIED
+    assert response.headers["content-type"] == "application/json"
+    assert "cache-control" not in response.headers
+    assert "access_token" not in response.text
+
+
+@pytest.mark.parametrize("username, password", [("alice", "wrong"), ("nobody", PASSWORD), ("carol", PASSWORD)])
+def test_every_denial_costs_one_hash_verification(client, monkeypatch, username, password):
+    # Similar timing: an unknown or disabled user still pays for exactly one argon2 verification.
+    calls = []
+    real_verify = passwords.verify
+    monkeypatch.setattr(passwords, "verify", lambda *args: calls.append(args) or real_verify(*args))
+    assert login(client, username, password).status_code == 401
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"",
+        b"\xff\xfe{}",
+        b"[]",
+        b'"alice"',
+        b"null",
+        b"42",
+        b"{}",
+        b'{"username": "alice"}',
+        b'{"password": "x"}',
+        b'{"username": 1, "password": "x"}',
+        b'{"username": "alice", "password": null}',
+        b'{"username": ["alice"], "password": "x"}',
+        b'{"username": "alice", "password": {"$ne": ""}}',
+        b'{"username": NaN, "password": "x"}',
+        b"[" * 2000 + b"]" * 2000,
+        b'{"username": "alice", "password": "' + b"x" * 10,
+    ],
+    ids=lambda body: body[:24].decode("latin-1"),
+)
+def test_malformed_bodies_are_400_json(client, body):
+    response = client.simulate_post(LOGIN, body=body, headers={"Content-Type": "application/json"})
+    assert_json_error(response, 400, "invalid_request")
+
+
+def test_huge_body_is_413_json(client, settings):
+    body = json.dumps({"username": "alice", "password": "x" * settings.max_body_bytes})
+    response = client.simulate_post(LOGIN, body=body, headers={"Content-Type": "application/json"})
+    assert_json_error(response, 413, "payload_too_large")
+
+
+def test_huge_chunked_body_is_413_json(client, settings):
+    body = json.dumps({"username": "alice", "password": "x" * settings.max_body_bytes})
+    response = client.simulate_post(
+        LOGIN, body=body, headers={"Content-Type": "application/json"}, extras={"CONTENT_LENGTH": ""}
+    )
+    assert_json_error(response, 413, "payload_too_large")
+
+
+def test_small_chunked_body_logs_in(client):
+    body = json.dumps({"username": "alice", "password": PASSWORD})
+    response = client.simulate_post(
+        LOGIN, body=body, headers={"Content-Type": "application/json"}, extras={"CONTENT_LENGTH": ""}
+    )
+    assert response.status_code == 200
+
+
+def test_body_at_the_limit_is_read(client, settings):
+    padding = settings.max_body_bytes - len(json.dumps({"username": "alice", "password": PASSWORD, "p": ""}))
+    body = json.dumps({"username": "alice", "password": PASSWORD, "p": "x" * padding})
+    assert len(body) == settings.max_body_bytes
+    response = client.simulate_post(LOGIN, body=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+
+
+def test_falcons_own_errors_are_json_without_library_text():
+    resp = falcon.Response()
+    error = falcon.HTTPInvalidHeader("The value provided for the header is invalid", "Content-Length")
+    serialize_error(testing.create_req(), resp, error)
+    assert json.loads(resp.data) == {"error": "invalid_request", "message": "Bad Request"}
+    assert resp.content_type == "application/json"
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonp"])
+def test_wrong_content_type_is_415_json(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = json.dumps({"username": "alice", "password": PASSWORD})
+    assert_json_error(client.simulate_post(LOGIN, body=body, headers=headers), 415, "unsupported_media_type")
+
+
+def test_demo_get_is_refused_when_demo_login_is_off(client):
+    response = client.simulate_get(LOGIN)
+    assert_json_error(response, 405, "method_not_allowed")
+    assert "GET" not in response.headers["allow"]
+    assert "token" not in response.text
+
+
+def test_demo_get_issues_the_demo_users_token_when_on(settings, store, keyring, clock):
+    store.put_user("demo", PASSWORD_HASH, roles=["user"], scopes=["orders:read"])
+    demo_settings = dataclasses.replace(settings, demo_login=True)
+    client = make_client(demo_settings, store, keyring, clock)
+    response = client.simulate_get(LOGIN)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json["token"] == response.json["access_token"]
+    claims = verify_with_jwks(client, response.json["access_token"], demo_settings)
+    assert (claims["sub"], claims["roles"], claims["scope"]) == ("demo", ["user"], "orders:read")
+    assert login(client).status_code == 200
+
+
+def test_demo_get_without_the_demo_user_is_503_json(settings, store, keyring, clock):
+    demo_settings = dataclasses.replace(settings, demo_login=True, demo_user="guest")
+    response = make_client(demo_settings, store, keyring, clock).simulate_get(LOGIN)
+    assert_json_error(response, 503, "demo_unavailable")
+    assert "token" not in response.json
+
+
+def test_jwks(client, keyring):
+    response = client.simulate_get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=60"
+    assert response.json == keyring.jwks()
+    (key,) = response.json["keys"]
+    assert key["kid"] == keyring.active.kid
+    assert not PRIVATE_MEMBERS & set(key)
+
+
+def test_hs256_mode(settings, store, clock):
+    secret = b"s" * 48
+    hs_settings = dataclasses.replace(settings, hs256_secret=secret)
+    client = make_client(hs_settings, store, KeyRing.open(hs_settings), clock)
+    assert client.simulate_get("/.well-known/jwks.json").json == {"keys": []}
+    token = login(client).json["access_token"]
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "at+jwt"}
+    claims = jwt.decode(
+        token,
+        secret,
+        algorithms=["HS256"],
+        audience="orders-api",
+        issuer="https://auth.test",
+        options={"verify_exp": False},
+    )
+    assert claims["sub"] == "alice"
+    assert secret.decode() not in client.simulate_get("/.well-known/jwks.json").text
+
+
+def test_healthz(client):
+    response = client.simulate_get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_unknown_route_is_404_json(client):
+    assert_json_error(client.simulate_get("/nope"), 404, "not_found")
+
+
+def test_errors_are_json_whatever_the_client_accepts(client):
+    response = client.simulate_get("/nope", headers={"Accept": "text/html"})
+    assert_json_error(response, 404, "not_found")
+
+
+def test_other_methods_on_login_are_405_json(client):
+    assert_json_error(client.simulate_delete(LOGIN), 405, "method_not_allowed")
+
+
+class ExplodingStore:
+    def get_user(self, username):
+        raise RuntimeError("database password is hunter2")
+
+
+def test_unexpected_exception_is_500_json_without_details(settings, keyring, clock, caplog):
+    client = make_client(settings, ExplodingStore(), keyring, clock)
+    with caplog.at_level(logging.ERROR, logger="auth_api"):
+        response = login(client)
+    assert_json_error(response, 500, "internal_error")
+    assert "hunter2" not in response.text and "Traceback" not in response.text
+    formatted = [JsonFormatter("auth_api").format(record) for record in caplog.records]
+    assert formatted and all("hunter2" not in line for line in formatted)
+    assert json.loads(formatted[-1])["error"] == "RuntimeError"
+
+
+def test_logins_are_logged_without_secrets(client, caplog):
+    with caplog.at_level(logging.INFO, logger="auth_api"):
+        token = login(client).json["access_token"]
+        login(client, password="wrong password")
+    records = [record for record in caplog.records if record.getMessage() == "login"]
+    assert [(record.user, record.result) for record in records] == [("alice", "ok"), ("alice", "denied")]
+    assert records[0].token_fp == fingerprint(token)
+    lines = [JsonFormatter("auth_api").format(record) for record in caplog.records]
+    for line in lines:
+        assert PASSWORD not in line and "wrong password" not in line and token not in line

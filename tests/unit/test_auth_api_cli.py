@@ -1,0 +1,215 @@
+"""`python -m auth_api`, gunicorn.conf.py and get_app, run as the operator and gunicorn run them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from falcon import testing
+
+from auth_api import keys
+from auth_api.app import create_app
+from auth_api.config import Settings
+from auth_api.keys import KeyRing
+from auth_api.store import UserStore
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(data_dir, *args, stdin=None, **environ):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "JWTGATE_DATA_DIR": str(data_dir),
+        **environ,
+    }
+    return subprocess.run(
+        [sys.executable, *args], input=stdin, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def cli(data_dir, *args, stdin=None, **environ):
+    return run(data_dir, "-m", "auth_api", *args, stdin=stdin, **environ)
+
+
+def login(data_dir, username, password):
+    settings = Settings(data_dir=str(data_dir))
+    app = create_app(settings, store=UserStore.open(settings), keyring=KeyRing.open(settings), clock=lambda: 1e9)
+    return testing.TestClient(app).simulate_post(
+        "/api/auth/login", json={"username": username, "password": password}
+    )
+
+
+def test_init_is_idempotent(tmp_path):
+    first = cli(tmp_path, "init")
+    assert first.returncode == 0, first.stderr
+    (key_file,) = keys.key_files(tmp_path / "keys")
+    second = cli(tmp_path, "init")
+    assert second.returncode == 0, second.stderr
+    assert keys.key_files(tmp_path / "keys") == [key_file]
+    assert first.stdout == second.stdout
+    assert (tmp_path / "auth.db").exists() and (tmp_path / "run").is_dir()
+    assert "PRIVATE KEY" not in first.stdout + first.stderr
+
+
+def test_init_in_hs256_mode_makes_no_key_file(tmp_path):
+    result = cli(tmp_path, "init", AUTH_HS256_SECRET="s" * 32)
+    assert result.returncode == 0, result.stderr
+    assert "signing: HS256" in result.stdout
+    assert "s" * 32 not in result.stdout + result.stderr
+    assert not (tmp_path / "keys").exists()
+
+
+def test_users_add_generates_a_password_that_logs_in(tmp_path):
+    result = cli(tmp_path, "users", "add", "alice", "--role", "admin", "--role", "user", "--scope", "orders:read")
+    assert result.returncode == 0, result.stderr
+    (password_line,) = [line for line in result.stdout.splitlines() if line.startswith("password: ")]
+    password = password_line.removeprefix("password: ")
+    assert len(password) >= 12
+    response = login(tmp_path, "alice", password)
+    assert response.status_code == 200
+    user = UserStore.open(Settings(data_dir=str(tmp_path))).get_user("alice")
+    assert (user.roles, user.scope) == (("admin", "user"), "orders:read")
+
+
+def test_users_add_password_stdin(tmp_path):
+    result = cli(tmp_path, "users", "add", "bob", "--password-stdin", stdin="correct horse battery\n")
+    assert result.returncode == 0, result.stderr
+    assert "password" not in result.stdout and "correct horse" not in result.stdout
+    assert login(tmp_path, "bob", "correct horse battery").status_code == 200
+
+
+def test_users_add_refuses_a_short_password(tmp_path):
+    result = cli(tmp_path, "users", "add", "bob", "--password-stdin", stdin="short\n")
+    assert result.returncode == 1
+    assert "at least 12" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert UserStore.open(Settings(data_dir=str(tmp_path))).get_user("bob") is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["users", "add", "bad name"], "invalid username"),
+        (["users", "add", "carol", "--role", "a,b"], "invalid role"),
+        (["users", "add", "carol", "--scope", "a b"], "invalid scope"),
+        (["users", "disable", "nobody"], "no user"),
+    ],
+)
+def test_user_errors_exit_1_with_a_message(tmp_path, args, message):
+    result = cli(tmp_path, *args)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "password:" not in result.stdout
+
+
+def test_users_add_twice_fails_and_keeps_the_first_password(tmp_path):
+    first = cli(tmp_path, "users", "add", "alice")
+    password = first.stdout.split("password: ", 1)[1].strip()
+    second = cli(tmp_path, "users", "add", "alice")
+    assert second.returncode == 1 and "already exists" in second.stderr
+    assert login(tmp_path, "alice", password).status_code == 200
+
+
+def test_users_list_and_disable(tmp_path):
+    cli(tmp_path, "users", "add", "alice", "--role", "admin", "--scope", "orders:read", "--scope", "orders:write")
+    cli(tmp_path, "users", "add", "bob")
+    disabled = cli(tmp_path, "users", "disable", "bob")
+    assert disabled.returncode == 0, disabled.stderr
+    listed = cli(tmp_path, "users", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "username\troles\tscope\tdisabled",
+        "alice\tadmin\torders:read orders:write\tno",
+        "bob\t\t\tyes",
+    ]
+    assert "$argon2" not in listed.stdout
+
+
+def test_users_demo_prints_two_lines_and_the_password_logs_in(tmp_path):
+    result = cli(tmp_path, "users", "demo", AUTH_DEMO_USER="guest")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0] == "username: guest"
+    assert lines[1].startswith("password: ")
+    password = lines[1].removeprefix("password: ")
+    response = login(tmp_path, "guest", password)
+    assert response.status_code == 200
+    again = cli(tmp_path, "users", "demo", AUTH_DEMO_USER="guest")
+    new_password = again.stdout.splitlines()[1].removeprefix("password: ")
+    assert new_password != password
+    assert login(tmp_path, "guest", password).status_code == 401
+    assert login(tmp_path, "guest", new_password).status_code == 200
+    user = UserStore.open(Settings(data_dir=str(tmp_path))).get_user("guest")
+    assert (user.roles, user.scope) == (("user",), "orders:read")
+
+
+def test_bad_configuration_exits_2_naming_every_setting(tmp_path):
+    result = cli(tmp_path, "users", "list", AUTH_ACCESS_TOKEN_TTL_SECONDS="0", AUTH_HS256_SECRET="tiny-secret")
+    assert result.returncode == 2
+    assert result.stderr.startswith("invalid configuration:")
+    assert "AUTH_ACCESS_TOKEN_TTL_SECONDS" in result.stderr and "AUTH_HS256_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr and "tiny-secret" not in result.stderr
+    assert not (tmp_path / "auth.db").exists()
+
+
+def test_gunicorn_check_config(tmp_path):
+    result = run(tmp_path, "-m", "gunicorn", "--check-config", "-c", "auth_api/gunicorn.conf.py")
+    assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_config_rejects_bad_settings(tmp_path):
+    result = run(
+        tmp_path, "-m", "gunicorn", "--check-config", "-c", "auth_api/gunicorn.conf.py", AUTH_WORKERS="0"
+    )
+    assert result.returncode != 0
+    assert "AUTH_WORKERS" in result.stderr
+
+
+def test_gunicorn_config_values(tmp_path):
+    code = (
+        "import runpy, json; c = runpy.run_path('auth_api/gunicorn.conf.py');"
+        "print(json.dumps({k: c[k] for k in ('bind', 'workers', 'worker_class', 'threads', 'wsgi_app', 'accesslog')}))"
+    )
+    defaults = json.loads(run(tmp_path, "-c", code).stdout)
+    assert defaults == {
+        "bind": f"unix:{tmp_path}/run/auth_api.sock",
+        "workers": 2,
+        "worker_class": "gthread",
+        "threads": 4,
+        "wsgi_app": "auth_api.app:get_app()",
+        "accesslog": None,
+    }
+    custom = json.loads(run(tmp_path, "-c", code, AUTH_BIND="127.0.0.1:9000", AUTH_WORKERS="3").stdout)
+    assert (custom["bind"], custom["workers"]) == ("127.0.0.1:9000", 3)
+
+
+def _log_lines(stderr):
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_get_app_warns_loudly_when_demo_login_is_on(tmp_path):
+    result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()", AUTH_DEMO_LOGIN="1")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in _log_lines(result.stderr) if line["level"] == "warning"]
+    assert any("DEMO LOGIN IS ON" in line["event"] for line in warnings)
+    assert any("demo user missing" in line["event"] for line in warnings)
+
+
+def test_get_app_is_quiet_about_demo_login_when_off(tmp_path):
+    result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()")
+    assert result.returncode == 0, result.stderr
+    lines = _log_lines(result.stderr)
+    assert [line["event"] for line in lines] == ["signing key generated", "auth_api ready"]
+
+
+def test_get_app_logs_bad_settings_and_fails(tmp_path):
+    result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()", AUTH_LOG_LEVEL="loud")
+    assert result.returncode != 0
+    (line,) = [line for line in _log_lines(result.stderr) if line["level"] == "critical"]
+    assert line["setting"] == "AUTH_LOG_LEVEL"
