@@ -1,19 +1,44 @@
-"""Command line: python -m auth_api init | users add | users list | users disable | users demo."""
+"""Command line: python -m auth_api init | users add|list|password|disable|revoke|demo | keys rotate | tokens mint.
+
+`tokens mint` signs a token with the data directory's own key, for tests (an already-expired token
+for the Postman collection, say): whoever can run it can read that key anyway, and the server's
+settings are untouched.
+"""
 
 import argparse
+import logging
 import logging.config
 import os
 import sys
+import time
 
 from auth_api import passwords
 from auth_api.config import Settings
-from auth_api.keys import KeyFileError, KeyRing
+from auth_api.keys import KeyFileError, KeyRing, keys_dir, rotate
+from auth_api.sessions import Sessions
 from auth_api.store import UnknownUser, UserExists, UserStore
-from jwtgate.logs import logconfig_dict
+from auth_api.tokens import mint_access_token
+from jwtgate.logs import fingerprint, logconfig_dict
+from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
 DEMO_ROLES = ["user"]
 DEMO_SCOPES = ["orders:read"]
+# The longest lifetime the server itself may be configured with (AUTH_ACCESS_TOKEN_TTL_SECONDS), either way.
+MAX_EXPIRES_IN_SECONDS = 86400
+
+logger = logging.getLogger("auth_api.cli")
+
+
+def expires_in_seconds(text):
+    """--expires-in: whole seconds from now, negative for a token that has already expired."""
+    try:
+        seconds = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {text!r}") from None
+    if abs(seconds) > MAX_EXPIRES_IN_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between -{MAX_EXPIRES_IN_SECONDS} and {MAX_EXPIRES_IN_SECONDS}")
+    return seconds
 
 
 def build_parser():
@@ -37,16 +62,49 @@ def build_parser():
         help=f"read the password from standard input (at least {passwords.MIN_LENGTH} characters)",
     )
     users.add_parser("list", help="list users: name, roles, scope, disabled")
-    users.add_parser("disable", help="disable a user; their tokens already issued stay valid until exp").add_argument(
+    users.add_parser("disable", help="disable a user and revoke every token issued to them").add_argument("name")
+    users.add_parser("revoke", help="revoke every token of a user issued until now (all sessions)").add_argument(
         "name"
     )
+    password = users.add_parser("password", help="set a new password (generated unless --password-stdin); "
+                                                 "ends every session")
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     users.add_parser("demo", help="create or reset the demo user (AUTH_DEMO_USER) with a fresh password")
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="KEYS_COMMAND"
+    )
+    keys.add_parser("rotate", help="publish a new signing key now; it signs after AUTH_KEY_ACTIVATION_DELAY_SECONDS")
+
+    tokens = commands.add_parser("tokens", help="mint access tokens for tests").add_subparsers(
+        dest="tokens_command", required=True, metavar="TOKENS_COMMAND"
+    )
+    mint = tokens.add_parser(
+        "mint",
+        help="print an access token for an existing user, signed with the data directory's active key",
+    )
+    mint.add_argument("name")
+    mint.add_argument(
+        "--expires-in",
+        type=expires_in_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="lifetime from now (default AUTH_ACCESS_TOKEN_TTL_SECONDS); 0 or negative: already expired",
+    )
     return parser
+
+
+def _sessions(settings):
+    revocations = SqliteRevocationStore(settings.revocation_db)
+    revocations.create()
+    return Sessions(settings, store=UserStore.open(settings), revocations=revocations)
 
 
 def cmd_init(settings, args):
     store = UserStore.open(settings)
     keyring = KeyRing.open(settings)
+    SqliteRevocationStore(settings.revocation_db).create()
     os.makedirs(os.path.join(settings.data_dir, "run"), exist_ok=True)
     print(f"data directory: {settings.data_dir}")
     print(f"schema version: {store.schema_version()}")
@@ -74,7 +132,36 @@ def cmd_users_list(settings, args):
 
 def cmd_users_disable(settings, args):
     UserStore.open(settings).disable_user(args.name)
-    print(f"disabled {args.name}")
+    ended = _sessions(settings).revoke_user(args.name)
+    print(f"disabled {args.name}; ended {ended} sessions and revoked every token issued until now")
+
+
+def cmd_users_revoke(settings, args):
+    if UserStore.open(settings).get_user(args.name) is None:
+        raise UnknownUser(f"no user {args.name!r}")
+    ended = _sessions(settings).revoke_user(args.name)
+    print(f"ended {ended} sessions of {args.name} and revoked every token issued until now")
+
+
+def cmd_users_password(settings, args):
+    if args.password_stdin:
+        password = passwords.check_policy(sys.stdin.read().rstrip("\r\n"))
+    else:
+        password = passwords.generate()
+    UserStore.open(settings).set_password(args.name, passwords.hash(password))
+    # A new password ends every session the old one opened.
+    ended = _sessions(settings).revoke_user(args.name)
+    print(f"password changed for {args.name}; ended {ended} sessions")
+    if not args.password_stdin:
+        print(f"password: {password}")
+
+
+def cmd_keys_rotate(settings, args):
+    if settings.hs256_secret is not None:
+        raise ValueError("HS256 mode has no key files to rotate: change AUTH_HS256_SECRET instead")
+    kid = rotate(keys_dir(settings.data_dir), activation_delay=settings.key_activation_delay_seconds,
+                 retention=settings.access_token_ttl_seconds + settings.revocation_margin_seconds)
+    print(f"new key {kid}: published now, signing in {settings.key_activation_delay_seconds}s")
 
 
 def cmd_users_demo(settings, args):
@@ -86,12 +173,41 @@ def cmd_users_demo(settings, args):
     print(f"password: {password}")
 
 
+def cmd_tokens_mint(settings, args):
+    # The existing key only: a key generated here would sign tokens the running stack has never published.
+    if settings.hs256_secret is not None:
+        keyring = KeyRing.from_secret(settings.hs256_secret)
+    else:
+        keyring = KeyRing.load(keys_dir(settings.data_dir), now=time.time(),
+                               activation_delay=settings.key_activation_delay_seconds)
+    user = UserStore.open(settings).get_user(args.name)
+    if user is None:
+        raise UnknownUser(f"no user {args.name!r}")
+    if user.disabled:
+        raise ValueError(f"user {args.name!r} is disabled")
+    token, _ = mint_access_token(
+        keyring, settings, subject=user.username, roles=user.roles, scope=user.scope, now=time.time,
+        expires_in=args.expires_in,
+    )
+    logger.info(
+        "token minted",
+        extra={"user": user.username, "result": "ok", "reason": "cli", "kid": keyring.active.kid,
+               "token_fp": fingerprint(token)},
+    )
+    # The one place a whole token is printed, deliberately: it is the command's output.
+    print(token)
+
+
 COMMANDS = {
     ("init", None): cmd_init,
     ("users", "add"): cmd_users_add,
     ("users", "list"): cmd_users_list,
     ("users", "disable"): cmd_users_disable,
+    ("users", "revoke"): cmd_users_revoke,
+    ("users", "password"): cmd_users_password,
+    ("keys", "rotate"): cmd_keys_rotate,
     ("users", "demo"): cmd_users_demo,
+    ("tokens", "mint"): cmd_tokens_mint,
 }
 
 
@@ -103,7 +219,9 @@ def main(argv=None, environ=None):
         print(error, file=sys.stderr)
         return 2
     logging.config.dictConfig(logconfig_dict("auth_api", settings.log_level))
-    command = COMMANDS[(args.command, getattr(args, "users_command", None))]
+    subcommand = (getattr(args, "users_command", None) or getattr(args, "tokens_command", None)
+                  or getattr(args, "keys_command", None))
+    command = COMMANDS[(args.command, subcommand)]
     try:
         command(settings, args)
     except (ValueError, UserExists, UnknownUser, KeyFileError) as error:

@@ -11,9 +11,19 @@ import falcon
 
 from auth_api.config import Settings
 from auth_api.keys import KeyRing
-from auth_api.resources import DemoLoginResource, HealthResource, JwksResource, LoginResource
+from auth_api.access import AccessTokenChecker
+from auth_api.resources import (
+    DemoLoginResource,
+    HealthResource,
+    JwksResource,
+    LoginResource,
+    LogoutResource,
+    RefreshResource,
+)
+from auth_api.sessions import Sessions
 from auth_api.store import UserStore
 from jwtgate.logs import logconfig_dict
+from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -44,14 +54,19 @@ def handle_unexpected(req, resp, error, params):
     raise falcon.HTTPInternalServerError()
 
 
-def create_app(settings, *, store, keyring, clock):
-    """The WSGI app serving login, the JWKS and the health check."""
+def create_app(settings, *, store, keyring, revocations, clock):
+    """The WSGI app serving login, refresh, logout, the JWKS and the health check."""
+    sessions = Sessions(settings, store=store, revocations=revocations, clock=clock)
     app = falcon.App()
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
     # Without demo login the route has no GET responder, so GET answers 405 rather than a token.
     login = DemoLoginResource if settings.demo_login else LoginResource
-    app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, clock=clock))
+    app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, sessions=sessions, clock=clock))
+    app.add_route("/api/auth/refresh",
+                  RefreshResource(settings, store=store, keyring=keyring, sessions=sessions, clock=clock))
+    app.add_route("/api/auth/logout", LogoutResource(
+        settings, checker=AccessTokenChecker(settings, keyring, clock=clock), sessions=sessions))
     app.add_route("/.well-known/jwks.json", JwksResource(keyring))
     app.add_route("/healthz", HealthResource())
     return app
@@ -82,4 +97,6 @@ def get_app(environ=None):
         "auth_api ready",
         extra={"kid": keyring.active.kid, "keys": len(keyring.jwks()["keys"]), "pid": os.getpid()},
     )
-    return create_app(settings, store=store, keyring=keyring, clock=time.time)
+    revocations = SqliteRevocationStore(settings.revocation_db)
+    revocations.create()
+    return create_app(settings, store=store, keyring=keyring, revocations=revocations, clock=time.time)

@@ -1,5 +1,6 @@
 """auth_api settings, read once from the environment."""
 
+import os
 from dataclasses import dataclass, field
 
 from auth_api.store import USERNAME
@@ -24,6 +25,14 @@ class Settings:
     hs256_secret: bytes | None = field(default=None, repr=False)
     max_body_bytes: int = 4096
     log_level: str = "info"
+    refresh_token_ttl_seconds: int = 14 * 86400
+    key_rotation_seconds: int = 30 * 86400
+    key_activation_delay_seconds: int = 120
+    revocation_margin_seconds: int = 300
+
+    @property
+    def revocation_db(self):
+        return os.path.join(self.data_dir, "revocations.db")
 
     @property
     def algorithm(self):
@@ -41,6 +50,12 @@ class Settings:
         secret = reader.secret("HS256_SECRET")
         max_body_bytes = reader.integer("MAX_BODY_BYTES", 4096, minimum=256, maximum=1 << 20)
         log_level = reader.text("LOG_LEVEL", "info", choices=LOG_LEVELS)
+        refresh_ttl = reader.integer("REFRESH_TOKEN_TTL_SECONDS", 14 * 86400, minimum=300, maximum=90 * 86400)
+        # 0 turns the automatic schedule off; `python -m auth_api keys rotate` still works.
+        rotation = reader.integer("KEY_ROTATION_SECONDS", 30 * 86400, minimum=0, maximum=365 * 86400)
+        activation_delay = reader.integer("KEY_ACTIVATION_DELAY_SECONDS", 120, minimum=0, maximum=86400)
+        if rotation and rotation <= activation_delay:
+            reader.problem("KEY_ROTATION_SECONDS", "must be 0 or longer than AUTH_KEY_ACTIVATION_DELAY_SECONDS")
 
         for key, value in (("ISSUER", issuer), ("AUDIENCE", audience)):
             if not value:
@@ -61,4 +76,7 @@ class Settings:
             hs256_secret=secret,
             max_body_bytes=max_body_bytes,
             log_level=log_level,
+            refresh_token_ttl_seconds=refresh_ttl,
+            key_rotation_seconds=rotation,
+            key_activation_delay_seconds=activation_delay,
         )

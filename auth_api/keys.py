@@ -142,6 +142,48 @@ def _load_private(directory, name):
     return private
 
 
+def _created(name):
+    return int(KEY_FILE.fullmatch(name).group(1))
+
+
+def _active_index(names, now, activation_delay):
+    """The newest key whose activation time has come; the oldest when none has (the very first key)."""
+    ready = [index for index, name in enumerate(names) if _created(name) + activation_delay <= now]
+    return ready[-1] if ready else 0
+
+
+def rotate(directory, *, activation_delay, retention, clock=time.time):
+    """Add a key that signs once activation_delay has passed, then prune keys nobody can need.
+
+    The new key is published in the JWKS at once but signs only later, so every
+    validator has fetched it before the first token it signed arrives. A key is
+    deleted once its successor has been active for `retention` (the longest
+    access token lifetime plus margin): every token it signed has expired by then.
+    """
+    _ensure_directory(directory)
+    with _locked(directory):
+        kid = generate_key(directory, clock=clock)
+        _prune(directory, activation_delay=activation_delay, retention=retention, now=clock())
+    return kid
+
+
+def rotate_if_due(directory, *, every, activation_delay, retention, clock=time.time):
+    """Rotate when the newest key is older than `every` seconds; several workers may call this at once."""
+    with _locked(directory):
+        names = key_files(directory)
+        if names and clock() - _created(names[-1]) < every:
+            return None
+    return rotate(directory, activation_delay=activation_delay, retention=retention, clock=clock)
+
+
+def _prune(directory, *, activation_delay, retention, now):
+    names = key_files(directory)
+    for name, successor in zip(names, names[1:]):
+        if _created(successor) + activation_delay + retention < now:
+            os.unlink(os.path.join(directory, name))
+            logger.info("signing key retired", extra={"kid": KEY_FILE.fullmatch(name).group(2)})
+
+
 class KeyRing:
     """The active signing key and the public keys published as the JWKS."""
 
@@ -156,7 +198,7 @@ class KeyRing:
             return cls.from_secret(settings.hs256_secret)
         directory = keys_dir(settings.data_dir)
         ensure_key(directory, clock=clock)
-        return cls.load(directory)
+        return KeyDirectory(directory, activation_delay=settings.key_activation_delay_seconds, clock=clock)
 
     @classmethod
     def from_secret(cls, secret):
@@ -164,17 +206,45 @@ class KeyRing:
         return cls(SigningKey(None, "HS256", jwk.construct(secret, "HS256")), ())
 
     @classmethod
-    def load(cls, directory):
-        """Every key file in directory; the newest signs."""
+    def load(cls, directory, *, now=None, activation_delay=0):
+        """Every key file in directory; the newest active one signs."""
         names = key_files(directory)
         if not names:
             raise KeyFileError(f"no signing key in {directory}")
         privates = [_load_private(directory, name) for name in names]
         public_keys = [public_jwk(private.public_key()) for private in privates]
-        newest = privates[-1]
-        active = SigningKey(public_keys[-1]["kid"], "RS256", jwk.construct(newest, "RS256"))
+        index = len(names) - 1 if now is None else _active_index(names, now, activation_delay)
+        active = SigningKey(public_keys[index]["kid"], "RS256", jwk.construct(privates[index], "RS256"))
         return cls(active, public_keys)
 
     def jwks(self):
         """The RFC 7517 JWK Set of public keys, newest first; empty for HS256."""
         return {"keys": [dict(key) for key in reversed(self._public_keys)]}
+
+
+class KeyDirectory:
+    """A KeyRing that follows its directory: rotations by another process or worker show up here."""
+
+    def __init__(self, directory, *, activation_delay, clock=time.time):
+        self._directory = directory
+        self._activation_delay = activation_delay
+        self._clock = clock
+        self._state = None
+        self._ring = None
+
+    def _current(self):
+        names = key_files(self._directory)
+        now = self._clock()
+        # The ring changes when a file comes or goes, or when a published key's time to sign arrives.
+        state = (tuple(names), _active_index(names, now, self._activation_delay) if names else None)
+        if state != self._state:
+            self._ring = KeyRing.load(self._directory, now=now, activation_delay=self._activation_delay)
+            self._state = state
+        return self._ring
+
+    @property
+    def active(self):
+        return self._current().active
+
+    def jwks(self):
+        return self._current().jwks()

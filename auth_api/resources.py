@@ -9,6 +9,7 @@ from auth_api import passwords
 from auth_api.store import valid_username
 from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint
+from validator.tokens import TokenRejected
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +47,98 @@ def read_json_body(req, max_bytes):
         raise _invalid_request("The request body is not valid JSON") from None
 
 
-class LoginResource:
-    """POST /api/auth/login: a username and password in, an access token out."""
+def issue_tokens(resp, settings, keyring, clock, user, *, session_id, refresh_token, refresh_expires_in, event,
+                 reason=None):
+    """Answer with a new access token for user in session_id, and the session's refresh token."""
+    token, claims = mint_access_token(
+        keyring, settings, subject=user.username, roles=user.roles, scope=user.scope, now=clock, session=session_id
+    )
+    logger.info(
+        event,
+        extra={"user": user.username, "result": "ok", "reason": reason, "kid": keyring.active.kid,
+               "token_fp": fingerprint(token)},
+    )
+    # `token` repeats access_token for clients of the original design, which read that name.
+    resp.media = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "token": token,
+        "refresh_token": refresh_token,
+        "refresh_expires_in": refresh_expires_in,
+    }
+    # RFC 6749 section 5.1: a response carrying a token must not be stored by any cache.
+    resp.cache_control = ["no-store"]
+    resp.set_header("Pragma", "no-cache")
 
-    def __init__(self, settings, *, store, keyring, clock):
+
+def _invalid_grant():
+    return falcon.HTTPUnauthorized(code="invalid_grant", description="Invalid or expired refresh token")
+
+
+class RefreshResource:
+    """POST /api/auth/refresh: a refresh token in, a new access token and a new refresh token out."""
+
+    def __init__(self, settings, *, store, keyring, sessions, clock):
         self._settings = settings
         self._store = store
         self._keyring = keyring
+        self._sessions = sessions
+        self._clock = clock
+
+    def on_post(self, req, resp):
+        body = read_json_body(req, self._settings.max_body_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("refresh_token"), str):
+            raise _invalid_request("refresh_token is required and must be a string")
+        outcome, new_token = self._sessions.rotate(body["refresh_token"])
+        if outcome.status == "reused":
+            logger.warning("refresh token reused: session revoked",
+                           extra={"user": outcome.username, "result": "denied", "reason": "reused"})
+            raise _invalid_grant()
+        user = self._store.get_user(outcome.username) if outcome.status == "ok" else None
+        if user is None:
+            logger.info("refresh", extra={"user": outcome.username, "result": "denied", "reason": outcome.status})
+            raise _invalid_grant()
+        issue_tokens(resp, self._settings, self._keyring, self._clock, user, session_id=outcome.session_id,
+                     refresh_token=new_token, refresh_expires_in=outcome.expires_at - int(self._clock()),
+                     event="refresh")
+
+
+class LogoutResource:
+    """POST /api/auth/logout: ends the bearer token's session (and a refresh token's, if sent); 204."""
+
+    def __init__(self, settings, *, checker, sessions):
+        self._settings = settings
+        self._checker = checker
+        self._sessions = sessions
+
+    def on_post(self, req, resp):
+        try:
+            identity = self._checker.identity(req.get_header("Authorization"))
+        except TokenRejected as rejected:
+            raise falcon.HTTPUnauthorized(
+                code="invalid_token", description="A valid access token is required to log out",
+                challenges=['Bearer realm="jwtgate", error="invalid_token"'],
+            ) from rejected
+        body = read_json_body(req, self._settings.max_body_bytes) if req.content_length else {}
+        if not isinstance(body, dict):
+            raise _invalid_request("The request body must be a JSON object")
+        self._sessions.revoke_access_token(identity.jti, identity.exp)
+        ended = {identity.sid, self._sessions.session_of(body.get("refresh_token"))} - {None}
+        for session_id in ended:
+            self._sessions.end(session_id)
+        logger.info("logout", extra={"user": identity.sub, "result": "ok"})
+        resp.status = falcon.HTTP_204
+
+
+class LoginResource:
+    """POST /api/auth/login: a username and password in, an access token out."""
+
+    def __init__(self, settings, *, store, keyring, sessions, clock):
+        self._settings = settings
+        self._store = store
+        self._keyring = keyring
+        self._sessions = sessions
         self._clock = clock
 
     def on_post(self, req, resp):
@@ -83,25 +169,9 @@ class LoginResource:
         return falcon.HTTPUnauthorized(code="invalid_credentials", description=INVALID_CREDENTIALS)
 
     def _issue(self, resp, user, reason=None):
-        token, claims = mint_access_token(
-            self._keyring, self._settings, subject=user.username, roles=user.roles, scope=user.scope, now=self._clock
-        )
-        logger.info(
-            "login",
-            extra={
-                "user": user.username,
-                "result": "ok",
-                "reason": reason,
-                "kid": self._keyring.active.kid,
-                "token_fp": fingerprint(token),
-            },
-        )
-        ttl = claims["exp"] - claims["iat"]
-        # `token` repeats access_token for clients of the original design, which read that name.
-        resp.media = {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "token": token}
-        # RFC 6749 §5.1: a response carrying a token must not be stored by any cache.
-        resp.cache_control = ["no-store"]
-        resp.set_header("Pragma", "no-cache")
+        session_id, refresh_token, refresh_lifetime = self._sessions.start(user.username)
+        issue_tokens(resp, self._settings, self._keyring, self._clock, user, session_id=session_id,
+                     refresh_token=refresh_token, refresh_expires_in=refresh_lifetime, event="login", reason=reason)
 
 
 class DemoLoginResource(LoginResource):

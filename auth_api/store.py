@@ -1,4 +1,4 @@
-"""Users, their password hashes and grants, in SQLite under the data directory."""
+"""Users, login sessions and refresh tokens, in SQLite under the data directory."""
 
 import contextlib
 import json
@@ -25,9 +25,40 @@ MIGRATIONS = (
         created_at INTEGER NOT NULL
     )
     """,
+    # A session is one login and every refresh token rotated from it (the token family).
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    )
+    """,
+    "CREATE INDEX sessions_username ON sessions (username)",
+    # Refresh tokens are stored as SHA-256 hashes only.
+    """
+    CREATE TABLE refresh_tokens (
+        token_hash TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        issued_at INTEGER NOT NULL,
+        spent_at INTEGER
+    )
+    """,
+    "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id)",
 )
 
 BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What presenting a refresh token led to: status is "ok", "reused" or "invalid"."""
+
+    status: str
+    session_id: str | None = None
+    username: str | None = None
+    expires_at: int = 0
 
 
 class UserExists(ValueError):
@@ -184,3 +215,77 @@ class UserStore:
             cursor = connection.execute(f"UPDATE users SET {assignment} WHERE username = ?", (*values, username))
             if cursor.rowcount == 0:
                 raise UnknownUser(f"no user {username!r}")
+
+    def create_session(self, session_id, username, token_hash, *, expires_at):
+        """Record a login: its session and first refresh token."""
+        now = int(self._clock())
+        with self._write() as connection:
+            connection.execute(
+                "INSERT INTO sessions (id, username, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (session_id, username, now, expires_at),
+            )
+            connection.execute(
+                "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?, ?, ?)",
+                (token_hash, session_id, now),
+            )
+
+    def rotate_refresh_token(self, token_hash, new_hash):
+        """Spend token_hash and issue new_hash in its session, in one transaction.
+
+        A token already spent is a theft signal (RFC 9700 section 4.14.2): the whole
+        session is revoked and the outcome is "reused". BEGIN IMMEDIATE serialises
+        concurrent rotations, so of two requests with one token exactly one wins.
+        """
+        now = int(self._clock())
+        with self._write() as connection:
+            row = connection.execute(
+                "SELECT r.session_id, r.spent_at, s.username, s.expires_at, s.revoked_at, u.disabled"
+                " FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id"
+                " JOIN users u ON u.username = s.username WHERE r.token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+            if row is None:
+                return Refresh("invalid")
+            session_id, spent_at, username, expires_at, revoked_at, disabled = row
+            if spent_at is not None:
+                connection.execute(
+                    "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now, session_id))
+                return Refresh("reused", session_id, username, expires_at)
+            if revoked_at is not None or disabled or expires_at <= now:
+                return Refresh("invalid", session_id, username, expires_at)
+            connection.execute("UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ?", (now, token_hash))
+            connection.execute(
+                "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?, ?, ?)",
+                (new_hash, session_id, now),
+            )
+            return Refresh("ok", session_id, username, expires_at)
+
+    def session_of(self, token_hash):
+        """The session id a refresh token belongs to, or None."""
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT session_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        return row[0] if row else None
+
+    def revoke_session(self, session_id):
+        now = int(self._clock())
+        with self._write() as connection:
+            connection.execute(
+                "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now, session_id))
+
+    def revoke_user_sessions(self, username):
+        """End every session of the user; return how many were still live."""
+        now = int(self._clock())
+        with self._write() as connection:
+            cursor = connection.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL", (now, username))
+            return cursor.rowcount
+
+    def purge_sessions(self):
+        """Delete sessions (and their refresh tokens) that expired."""
+        now = int(self._clock())
+        with self._write() as connection:
+            connection.execute(
+                "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ?)",
+                (now,))
+            connection.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))

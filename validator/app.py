@@ -1,5 +1,6 @@
 """The validator's ASGI application factory."""
 
+import asyncio
 import logging.config
 import os
 import time
@@ -11,21 +12,36 @@ from jwtgate.logs import logconfig_dict
 from validator.cache import VerdictCache
 from validator.config import Settings
 from validator.keys import JwksSource, StaticKeys
+from jwtgate.revocation import SqliteRevocationStore
 from validator.resources import Health, Verify, challenge
+from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
 from validator.tokens import Policy
 from validator.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
 
-class _LoadKeysAtStartup:
-    """Fetch the JWKS when a worker starts, so the first request does not pay for it."""
+class _Background:
+    """Per worker: load keys and revocations before the first request, then keep both fresh."""
 
-    def __init__(self, keys):
+    def __init__(self, keys, revocations, jwks_refresh_seconds):
         self._keys = keys
+        self._revocations = revocations
+        self._jwks_refresh_seconds = jwks_refresh_seconds
+        self._tasks = []
 
     async def process_startup(self, scope, event):
         await self._keys.refresh()
+        await self._revocations.sync()
+        self._tasks = [
+            asyncio.create_task(self._revocations.run()),
+            asyncio.create_task(self._keys.run(self._jwks_refresh_seconds)),
+        ]
+
+    async def process_shutdown(self, scope, event):
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def make_keys(settings):
@@ -40,8 +56,21 @@ def make_keys(settings):
     )
 
 
-def create_app(settings, *, keys, clock=time.time):
-    """Build the app from settings and collaborators (tests pass fakes for keys and clock)."""
+def make_revocations(settings):
+    """The revocation feed the settings ask for, or NoRevocations when VALIDATOR_REVOCATION_DB=none."""
+    if settings.revocation_db is None:
+        return NoRevocations()
+    return RevocationFeed(
+        SqliteRevocationStore(settings.revocation_db),
+        RevocationSet(),
+        interval=settings.revocation_poll_ms / 1000,
+        max_staleness=settings.revocation_max_staleness_seconds,
+    )
+
+
+def create_app(settings, *, keys, revocations=None, clock=time.time):
+    """Build the app from settings and collaborators (tests pass their own keys, revocations and clock)."""
+    revocations = NoRevocations() if revocations is None else revocations
     policy = Policy(
         issuer=settings.issuer,
         audience=settings.audience,
@@ -49,8 +78,8 @@ def create_app(settings, *, keys, clock=time.time):
         leeway_seconds=settings.leeway_seconds,
     )
     cache = VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock)
-    verifier = Verifier(keys, cache, policy, clock)
-    app = falcon.asgi.App(middleware=[_LoadKeysAtStartup(keys)])
+    verifier = Verifier(keys, cache, policy, revocations, clock)
+    app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
     app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes))
     app.add_route("/healthz", Health(keys))
     denial = challenge(settings.realm, "internal_error")
@@ -69,4 +98,4 @@ def get_app():
     """Entry point for gunicorn: settings from the environment."""
     settings = Settings.from_env(os.environ)
     logging.config.dictConfig(logconfig_dict("validator", settings.log_level))
-    return create_app(settings, keys=make_keys(settings))
+    return create_app(settings, keys=make_keys(settings), revocations=make_revocations(settings))

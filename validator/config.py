@@ -3,7 +3,9 @@
 import re
 from dataclasses import dataclass, field
 
-from jwtgate.settings import EnvReader
+import os
+
+from jwtgate.settings import EnvReader, data_dir
 
 _QUOTABLE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")
 _MIN_HS256_SECRET_BYTES = 32
@@ -26,6 +28,10 @@ class Settings:
     max_token_bytes: int = 4096
     jwks_min_refresh_seconds: int = 5
     jwks_timeout_seconds: int = 2
+    jwks_refresh_seconds: int = 60
+    revocation_db: str | None = None
+    revocation_poll_ms: int = 200
+    revocation_max_staleness_seconds: int = 30
     realm: str = "jwtgate"
     log_level: str = "info"
 
@@ -42,6 +48,7 @@ class Settings:
             env.problem("HS256_SECRET", f"must be at least {_MIN_HS256_SECRET_BYTES} bytes")
         if jwks_url and not jwks_url.startswith(("http://", "https://")):
             env.problem("JWKS_URL", "must be an http:// or https:// URL")
+        revocation_db = env.text("REVOCATION_DB", os.path.join(data_dir(environ), "revocations.db"))
         realm = env.text("REALM", "jwtgate")
         if not _QUOTABLE.fullmatch(realm):
             env.problem("REALM", "must be 1-64 printable ASCII characters without quotes or backslashes")
@@ -62,6 +69,11 @@ class Settings:
             max_token_bytes=env.integer("MAX_TOKEN_BYTES", 4096, minimum=256, maximum=16_384),
             jwks_min_refresh_seconds=env.integer("JWKS_MIN_REFRESH_SECONDS", 5, minimum=1, maximum=3600),
             jwks_timeout_seconds=env.integer("JWKS_TIMEOUT_SECONDS", 2, minimum=1, maximum=30),
+            jwks_refresh_seconds=env.integer("JWKS_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
+            revocation_db=None if revocation_db.lower() == "none" else revocation_db,
+            revocation_poll_ms=env.integer("REVOCATION_POLL_MS", 200, minimum=20, maximum=5000),
+            revocation_max_staleness_seconds=env.integer("REVOCATION_MAX_STALENESS_SECONDS", 30, minimum=1,
+                                                         maximum=3600),
             realm=realm,
             log_level=env.text("LOG_LEVEL", "info", choices={"debug", "info", "warning", "error"}),
         )

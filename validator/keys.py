@@ -98,6 +98,9 @@ class StaticKeys:
     async def refresh(self):
         return None
 
+    async def run(self, interval):
+        return None
+
 
 class JwksSource:
     """Public keys from a JWKS URL, refetched on an unknown kid at most once per interval."""
@@ -119,16 +122,22 @@ class JwksSource:
     def __len__(self):
         return len(self._keys)
 
-    async def refresh(self):
+    async def refresh(self, force=False):
         """Refetch unless a fetch began within the interval; concurrent callers share one fetch."""
         async with self._lock:
             now = self._clock()
-            if self._last_attempt is not None and now - self._last_attempt < self._min_interval:
+            if not force and self._last_attempt is not None and now - self._last_attempt < self._min_interval:
                 return
             self._last_attempt = now
             keys = await asyncio.to_thread(self._load)
             if keys is not None:
                 self._keys = keys
+
+    async def run(self, interval):
+        """Refetch every interval, so new keys are known before tokens use them and removed ones go."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh(force=True)
 
     def _load(self):
         try:

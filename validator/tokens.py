@@ -32,6 +32,8 @@ REASONS = {
     "invalid_claims": ("invalid_token", "Invalid claims"),
     "wrong_issuer": ("invalid_token", "Wrong issuer"),
     "wrong_audience": ("invalid_token", "Wrong audience"),
+    "revoked": ("invalid_token", "Token revoked"),
+    "revocation_unavailable": ("invalid_token", "Revocation status unknown"),
     "internal_error": ("invalid_token", "Token could not be verified"),
 }
 
@@ -77,6 +79,7 @@ class Identity:
     jti: str
     iat: int
     exp: int
+    sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,9 @@ def check_claims(claims, policy, now):
         raise TokenRejected("invalid_claims")
     if not (isinstance(jti, str) and _VISIBLE.fullmatch(jti)):
         raise TokenRejected("invalid_claims")
+    sid = claims.get("sid")
+    if sid is not None and not (isinstance(sid, str) and _VISIBLE.fullmatch(sid)):
+        raise TokenRejected("invalid_claims")
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise TokenRejected("invalid_claims")
@@ -231,4 +237,4 @@ def check_claims(claims, policy, now):
         raise TokenRejected("not_yet_valid")
     if exp <= iat:
         raise TokenRejected("invalid_claims")
-    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp)
+    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp, sid=sid)

@@ -2,24 +2,42 @@
 
 import time
 
-from validator.tokens import Policy, UnknownKey, check_claims, check_type, parse, token_digest, verify_signature
+from validator.tokens import (
+    Policy,
+    TokenRejected,
+    UnknownKey,
+    check_claims,
+    check_type,
+    parse,
+    token_digest,
+    verify_signature,
+)
 
 
 class Verifier:
-    """Verifies tokens against a key source and a policy, caching only full successes."""
+    """Verifies tokens against keys, a policy and the revocations, caching only valid verdicts."""
 
-    def __init__(self, keys, cache, policy: Policy, clock=time.time):
+    def __init__(self, keys, cache, policy: Policy, revocations, clock=time.time):
         self._keys = keys
         self._cache = cache
         self._policy = policy
+        self._revocations = revocations
         self._clock = clock
 
     def verify(self, token):
         """Return the token's Identity or raise TokenRejected (UnknownKey when the kid is not held)."""
         digest = token_digest(token)
         identity = self._cache.get(digest)
-        if identity is not None:
-            return identity
+        if identity is None:
+            identity = self._validate(token)
+            self._cache.put(digest, identity)
+        # Revocation is checked on every request, cached verdicts included.
+        refusal = self._revocations.refusal(identity)
+        if refusal is not None:
+            raise TokenRejected(refusal)
+        return identity
+
+    def _validate(self, token):
         header, claims = parse(token)
         check_type(header, self._policy.accepted_typ)
         kid = header.get("kid", "")
@@ -27,6 +45,4 @@ class Verifier:
         if key is None:
             raise UnknownKey(kid)
         verify_signature(token, header, key)
-        identity = check_claims(claims, self._policy, self._clock())
-        self._cache.put(digest, identity)
-        return identity
+        return check_claims(claims, self._policy, self._clock())

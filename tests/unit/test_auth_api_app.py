@@ -15,6 +15,7 @@ from auth_api.config import Settings
 from auth_api.keys import KeyRing
 from auth_api.store import UserStore
 from jwtgate.logs import JsonFormatter, fingerprint
+from jwtgate.revocation import SqliteRevocationStore
 
 pytestmark = pytest.mark.unit
 
@@ -62,8 +63,14 @@ def store(settings, clock):
     return store
 
 
+def revocations_for(settings):
+    store = SqliteRevocationStore(settings.revocation_db)
+    store.create()
+    return store
+
+
 def make_client(settings, store, keyring, clock):
-    return testing.TestClient(create_app(settings, store=store, keyring=keyring, clock=clock))
+    return testing.TestClient(create_app(settings, store=store, keyring=keyring, revocations=revocations_for(settings), clock=clock))
 
 
 @pytest.fixture
@@ -103,7 +110,7 @@ def test_login_issues_a_verifiable_access_token(client, settings, keyring, clock
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
     body = response.json
-    assert set(body) == {"access_token", "token_type", "expires_in", "token"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "token", "refresh_token", "refresh_expires_in"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 600
     assert body["token"] == body["access_token"]
@@ -111,7 +118,7 @@ def test_login_issues_a_verifiable_access_token(client, settings, keyring, clock
     token = body["access_token"]
     assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "at+jwt", "kid": keyring.active.kid}
     claims = verify_with_jwks(client, token, settings)
-    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "roles", "scope"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "roles", "scope", "sid"}
     assert claims["iss"] == "https://auth.test"
     assert claims["aud"] == "orders-api"
     assert claims["sub"] == "alice"

@@ -4,16 +4,22 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from falcon import testing
+from jose import jwk as jose_jwk
+from jose import jwt as jose_jwt
 
 from auth_api import keys
 from auth_api.app import create_app
 from auth_api.config import Settings
 from auth_api.keys import KeyRing
 from auth_api.store import UserStore
+from auth_api.tokens import mint_access_token
+from jwtgate.logs import fingerprint
+from jwtgate.revocation import SqliteRevocationStore
 
 pytestmark = pytest.mark.unit
 
@@ -38,7 +44,8 @@ def cli(data_dir, *args, stdin=None, **environ):
 
 def login(data_dir, username, password):
     settings = Settings(data_dir=str(data_dir))
-    app = create_app(settings, store=UserStore.open(settings), keyring=KeyRing.open(settings), clock=lambda: 1e9)
+    app = create_app(settings, store=UserStore.open(settings), keyring=KeyRing.open(settings),
+                     revocations=SqliteRevocationStore(settings.revocation_db), clock=lambda: 1e9)
     return testing.TestClient(app).simulate_post(
         "/api/auth/login", json={"username": username, "password": password}
     )
@@ -213,3 +220,110 @@ def test_get_app_logs_bad_settings_and_fails(tmp_path):
     assert result.returncode != 0
     (line,) = [line for line in _log_lines(result.stderr) if line["level"] == "critical"]
     assert line["setting"] == "AUTH_LOG_LEVEL"
+
+
+def _mint(data_dir, *args, **environ):
+    return cli(data_dir, "tokens", "mint", *args, **environ)
+
+
+def _minted(data_dir, *args, **environ):
+    result = _mint(data_dir, *args, **environ)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _verified_claims(data_dir, token):
+    (public,) = KeyRing.load(keys.keys_dir(str(data_dir))).jwks()["keys"]
+    return jose_jwt.decode(
+        token, jose_jwk.construct(public, "RS256"), algorithms=["RS256"], audience="jwtgate-api", issuer="jwtgate",
+        options={"verify_exp": False},
+    )
+
+
+def test_tokens_mint_prints_only_a_token_signed_with_the_stack_key(tmp_path):
+    cli(tmp_path, "init")
+    cli(tmp_path, "users", "add", "alice", "--role", "admin", "--scope", "orders:read", "--scope", "orders:write")
+    before = int(time.time())
+    result = _mint(tmp_path, "alice")
+    assert result.returncode == 0, result.stderr
+    (token,) = result.stdout.splitlines()
+    assert token.count(".") == 2
+    claims = _verified_claims(tmp_path, token)
+    assert jose_jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    assert (claims["sub"], claims["roles"], claims["scope"]) == ("alice", ["admin"], "orders:read orders:write")
+    assert before <= claims["iat"] <= claims["exp"] - 900 <= int(time.time())
+    # Only the fingerprint is logged; the token itself goes to stdout alone.
+    assert token not in result.stderr
+    (line,) = [line for line in _log_lines(result.stderr) if line["event"] == "token minted"]
+    assert (line["user"], line["token_fp"]) == ("alice", fingerprint(token))
+
+
+def test_tokens_mint_with_a_negative_lifetime_is_already_expired(tmp_path):
+    cli(tmp_path, "init")
+    cli(tmp_path, "users", "demo")
+    token = _minted(tmp_path, "demo", "--expires-in", "-600")
+    claims = _verified_claims(tmp_path, token)
+    now = int(time.time())
+    assert now - 610 <= claims["exp"] <= now - 600
+    # Issued one normal lifetime before it expired: exp > iat, as for any token the server issues.
+    assert claims["exp"] - claims["iat"] == 900
+    (public,) = KeyRing.load(keys.keys_dir(str(tmp_path))).jwks()["keys"]
+    with pytest.raises(jose_jwt.ExpiredSignatureError):
+        jose_jwt.decode(token, jose_jwk.construct(public, "RS256"), algorithms=["RS256"], audience="jwtgate-api",
+                        issuer="jwtgate")
+
+
+def test_tokens_mint_lifetime_follows_the_settings_and_the_option(tmp_path):
+    cli(tmp_path, "init")
+    cli(tmp_path, "users", "demo")
+    configured = _verified_claims(tmp_path, _minted(tmp_path, "demo", AUTH_ACCESS_TOKEN_TTL_SECONDS="120"))
+    assert configured["exp"] - configured["iat"] == 120
+    short = _verified_claims(tmp_path, _minted(tmp_path, "demo", "--expires-in", "60"))
+    assert short["exp"] - short["iat"] == 60
+    now_expired = _verified_claims(tmp_path, _minted(tmp_path, "demo", "--expires-in=0"))
+    assert now_expired["exp"] - now_expired["iat"] == 900
+
+
+def test_mint_access_token_keeps_its_signature_and_takes_expires_in(tmp_path):
+    settings = Settings(data_dir=str(tmp_path), access_token_ttl_seconds=300)
+    keyring = KeyRing.open(settings)
+    _, default = mint_access_token(keyring, settings, subject="a", roles=[], scope="", now=lambda: 1_000_000.5)
+    assert (default["iat"], default["exp"]) == (1_000_000, 1_000_300)
+    _, expired = mint_access_token(
+        keyring, settings, subject="a", roles=[], scope="", now=lambda: 1_000_000.5, expires_in=-60
+    )
+    assert (expired["iat"], expired["exp"]) == (999_640, 999_940)
+
+
+@pytest.mark.parametrize(
+    "setup, args, code, message",
+    [
+        ([], ["demo"], 1, "no signing key"),
+        ([["init"]], ["nobody"], 1, "no user 'nobody'"),
+        ([["init"], ["users", "add", "bob"], ["users", "disable", "bob"]], ["bob"], 1, "is disabled"),
+        ([["init"], ["users", "demo"]], ["demo", "--expires-in", "soon"], 2, "whole number of seconds"),
+        ([["init"], ["users", "demo"]], ["demo", "--expires-in", "86401"], 2, "between -86400 and 86400"),
+    ],
+)
+def test_tokens_mint_errors_print_no_token(tmp_path, setup, args, code, message):
+    for command in setup:
+        assert cli(tmp_path, *command).returncode == 0
+    result = _mint(tmp_path, *args)
+    assert result.returncode == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_tokens_mint_never_generates_a_key(tmp_path):
+    cli(tmp_path, "users", "demo")
+    assert _mint(tmp_path, "demo").returncode == 1
+    assert keys.key_files(tmp_path / "keys") == []
+
+
+def test_tokens_mint_in_hs256_mode(tmp_path):
+    secret = "h" * 32
+    cli(tmp_path, "users", "demo", AUTH_HS256_SECRET=secret)
+    result = _mint(tmp_path, "demo", AUTH_HS256_SECRET=secret)
+    assert result.returncode == 0, result.stderr
+    assert jose_jwt.decode(result.stdout.strip(), secret, algorithms=["HS256"], audience="jwtgate-api")["sub"] == "demo"
+    assert secret not in result.stderr

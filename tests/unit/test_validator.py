@@ -444,6 +444,9 @@ class ExplodingKeys:
     async def refresh(self):
         return None
 
+    async def run(self, interval):
+        return None
+
 
 def test_internal_error_fails_closed(settings, signer, clock):
     client = falcon.testing.TestClient(create_app(settings, keys=ExplodingKeys(), clock=clock))

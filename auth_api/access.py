@@ -1,0 +1,33 @@
+"""Checking our own access tokens, for logout: the validator's Verifier, reused as it is."""
+
+import time
+
+from validator.cache import VerdictCache
+from validator.keys import StaticKeys, keys_from_jwks
+from validator.resources import bearer_token
+from validator.revocation import NoRevocations
+from validator.tokens import Policy
+from validator.verifier import Verifier
+
+_MAX_TOKEN_BYTES = 4096
+
+
+class AccessTokenChecker:
+    """Verifies an `Authorization: Bearer` access token against the keys this auth API publishes."""
+
+    def __init__(self, settings, keyring, *, clock=time.time):
+        self._settings = settings
+        self._keyring = keyring
+        self._clock = clock
+        self._policy = Policy(issuer=settings.issuer, audience=settings.audience, accepted_typ=("at+jwt",),
+                              leeway_seconds=30)
+
+    def identity(self, authorization):
+        """The Identity of a valid token in the header value; raises TokenRejected otherwise."""
+        if self._settings.hs256_secret is not None:
+            keys = StaticKeys(self._settings.hs256_secret)
+        else:
+            keys, _ = keys_from_jwks(self._keyring.jwks())
+        # Keys follow rotation, so a verifier (without a cache) is built per call: logout is rare.
+        verifier = Verifier(keys, VerdictCache(0, 0), self._policy, NoRevocations(), self._clock)
+        return verifier.verify(bearer_token(authorization, _MAX_TOKEN_BYTES))

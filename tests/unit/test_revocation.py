@@ -1,0 +1,160 @@
+"""Revocations: the SQLite store, each worker's set, the feed that polls, and /verify refusing."""
+
+import asyncio
+import json
+import time
+
+import falcon.testing
+import pytest
+
+from jwtgate.revocation import Revocation, SqliteRevocationStore
+from tests.fakes import FakeClock
+from tests.minting import RsaSigner, claims, rs256
+from validator.app import create_app
+from validator.config import Settings
+from validator.keys import JwksSource
+from validator.revocation import RevocationFeed, RevocationSet
+from validator.tokens import Identity
+
+pytestmark = pytest.mark.unit
+
+
+def identity(**overrides):
+    base = dict(sub="alice", roles=(), scopes=(), jti="j1", iat=1000, exp=2000, sid="s1")
+    return Identity(**(base | overrides))
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(1_000)
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    store = SqliteRevocationStore(tmp_path / "revocations.db", clock=clock)
+    store.create()
+    return store
+
+
+def test_store_file_is_private(store, tmp_path):
+    assert (tmp_path / "revocations.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_store_returns_changes_after_the_cursor(store):
+    store.add([Revocation("jti", "a", 2000)])
+    first, cursor = store.changes(0)
+    assert first == [Revocation("jti", "a", 2000)]
+    store.add([Revocation("sid", "b", 2000), Revocation("sub", "alice", 2000, cutoff=1500)])
+    second, cursor2 = store.changes(cursor)
+    assert [entry.kind for entry in second] == ["sid", "sub"]
+    assert second[1].cutoff == 1500
+    assert store.changes(cursor2) == ([], cursor2)
+
+
+def test_store_purges_expired_rows_and_skips_them(store, clock):
+    store.add([Revocation("jti", "old", 1010)])
+    clock.tick(20)
+    store.add([Revocation("jti", "new", 5000)])
+    changes, _ = store.changes(0)
+    assert [entry.value for entry in changes] == ["new"]
+
+
+def test_store_refuses_unknown_kinds(store):
+    with pytest.raises(ValueError):
+        store.add([Revocation("email", "a@b", 2000)])
+
+
+def test_set_matches_each_kind():
+    revoked = RevocationSet()
+    revoked.apply([Revocation("jti", "j9", 2000), Revocation("sid", "s9", 2000),
+                   Revocation("sub", "bob", 2000, cutoff=1500)])
+    assert revoked.is_revoked(identity(jti="j9"))
+    assert revoked.is_revoked(identity(sid="s9"))
+    assert revoked.is_revoked(identity(sub="bob", iat=1500))
+    assert not revoked.is_revoked(identity(sub="bob", iat=1501))
+    assert not revoked.is_revoked(identity())
+    assert not revoked.is_revoked(identity(sid=None))
+
+
+def test_set_purges_what_expired():
+    revoked = RevocationSet()
+    revoked.apply([Revocation("jti", "j9", 1500), Revocation("sub", "bob", 3000, cutoff=1400)])
+    revoked.purge(2000)
+    assert len(revoked) == 1
+    assert not revoked.is_revoked(identity(jti="j9"))
+
+
+def test_feed_refuses_until_synced_and_when_stale(store):
+    monotonic = FakeClock(0)
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30, clock=monotonic)
+    assert feed.refusal(identity()) == "revocation_unavailable"
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity()) is None
+    store.add([Revocation("jti", "j1", 5000)])
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity()) == "revoked"
+    monotonic.tick(31)
+    assert feed.refusal(identity(jti="other")) == "revocation_unavailable"
+
+
+def test_feed_keeps_its_set_while_the_store_is_unreadable(store, tmp_path):
+    monotonic = FakeClock(0)
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30, clock=monotonic)
+    store.add([Revocation("jti", "j1", 5000)])
+    asyncio.run(feed.sync())
+    (tmp_path / "revocations.db").unlink()
+    monotonic.tick(10)
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity()) == "revoked"
+    assert feed.refusal(identity(jti="j2")) is None
+    monotonic.tick(25)
+    assert feed.refusal(identity(jti="j2")) == "revocation_unavailable"
+
+
+class _Jwks:
+    def __init__(self, signer):
+        self.signer = signer
+
+    def __call__(self, url, *, unix_socket=None, timeout=None):
+        return 200, json.dumps(self.signer.jwks()).encode()
+
+
+def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
+    signer = RsaSigner()
+    wall = FakeClock(1_800_000_000)
+    store = SqliteRevocationStore(tmp_path / "revocations.db", clock=wall)
+    store.create()
+    keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30)
+    client = falcon.testing.TestClient(
+        create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, revocations=feed, clock=wall))
+    token_claims = claims(wall(), sid="session-1")
+    token = rs256(signer, token_claims)
+    sibling = rs256(signer, claims(wall(), sid="session-1"))
+    other = rs256(signer, claims(wall(), sid="session-2"))
+    for sent in (token, sibling, other):
+        assert client.simulate_get("/verify", headers={"Authorization": f"Bearer {sent}"}).status_code == 200
+    store.add([Revocation("sid", "session-1", int(wall()) + 900)])
+    asyncio.run(feed.sync())
+    for sent, status in ((token, 401), (sibling, 401), (other, 200)):
+        result = client.simulate_get("/verify", headers={"Authorization": f"Bearer {sent}"})
+        assert result.status_code == status
+    result = client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+    assert result.headers["X-Auth-Error"] == "revoked"
+
+
+def test_sid_claim_must_be_header_safe():
+    signer = RsaSigner()
+    keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))
+    client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys))
+    for sid in (7, "", "a\nb", ["s"]):
+        token = rs256(signer, claims(time.time(), sid=sid))
+        result = client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+        assert result.headers["X-Auth-Error"] == "invalid_claims", sid
+
+
+def test_revocation_settings_from_env(tmp_path):
+    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks", "JWTGATE_DATA_DIR": str(tmp_path)})
+    assert settings.revocation_db == str(tmp_path / "revocations.db")
+    assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks",
+                              "VALIDATOR_REVOCATION_DB": "none"}).revocation_db is None
