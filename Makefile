@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help venv nginx run test test-unit test-integration check-config clean
+.PHONY: help venv nginx run test test-unit test-integration check-config clean e2e up down
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,26 @@ test-unit: venv ## Run the unit tests only
 
 test-integration: venv nginx ## Run the tests that start real processes
 	$(PY) -m pytest -m "integration or e2e"
+
+.PHONY: fuzz
+fuzz: venv ## Run the property-based fuzz tests with many more examples (HYPOTHESIS_PROFILE=long)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/fuzz --timeout=0
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "npm is not installed: run 'sudo apt-get install nodejs npm' (Debian's packages), then retry." >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+e2e: venv nginx $(NODE_STAMP) ## Run the Postman collection with Newman against the stack as make run starts it
+	$(PY) tests/e2e/run_newman.py $(if $(E2E_LISTEN),--listen $(E2E_LISTEN))
+
+up: ## Build and start the Docker Compose deployment on 127.0.0.1:8080 (needs a Docker daemon)
+	$(COMPOSE) up --build --detach --wait
+	@echo "add a user: $(COMPOSE) run --rm auth-init users add alice --role user   (prints its password)"
+
+down: ## Stop the Docker Compose deployment (keeps the auth-data volume)
+	$(COMPOSE) down
 
 check-config: venv ## Check the three gunicorn configs (gunicorn --check-config, in a scratch data dir)
 	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && for service in validator auth_api backend; do \

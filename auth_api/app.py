@@ -10,7 +10,7 @@ import time
 import falcon
 
 from auth_api.config import Settings
-from auth_api.keys import KeyRing
+from auth_api.keys import KeyRing, start_rotation_schedule
 from auth_api.access import AccessTokenChecker
 from auth_api.resources import (
     DemoLoginResource,
@@ -84,6 +84,8 @@ def get_app(environ=None):
     logging.config.dictConfig(logconfig_dict("auth_api", settings.log_level))
     store = UserStore.open(settings)
     keyring = KeyRing.open(settings)
+    if settings.hs256_secret is None and settings.key_rotation_seconds:
+        start_rotation_schedule(settings)
     if settings.demo_login:
         logger.warning(
             "DEMO LOGIN IS ON: GET /api/auth/login gives the demo user's token to anyone; never use in production",

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -174,6 +175,29 @@ def rotate_if_due(directory, *, every, activation_delay, retention, clock=time.t
         if names and clock() - _created(names[-1]) < every:
             return None
     return rotate(directory, activation_delay=activation_delay, retention=retention, clock=clock)
+
+
+def start_rotation_schedule(settings, *, clock=time.time):
+    """A daemon thread that rotates the key every AUTH_KEY_ROTATION_SECONDS (each worker runs one; the lock dedups)."""
+    directory = keys_dir(settings.data_dir)
+    every = settings.key_rotation_seconds
+    retention = settings.access_token_ttl_seconds + settings.revocation_margin_seconds
+
+    def loop():
+        while True:
+            time.sleep(min(60, every / 4))
+            try:
+                kid = rotate_if_due(directory, every=every, activation_delay=settings.key_activation_delay_seconds,
+                                    retention=retention, clock=clock)
+            except Exception:
+                logger.exception("scheduled key rotation failed")
+                continue
+            if kid is not None:
+                logger.info("signing key rotated on schedule", extra={"kid": kid})
+
+    thread = threading.Thread(target=loop, name="key-rotation", daemon=True)
+    thread.start()
+    return thread
 
 
 def _prune(directory, *, activation_delay, retention, now):

@@ -48,6 +48,7 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "logger": record.name,
             "event": record.getMessage(),
+            "pid": record.process,
         }
         for field in ALLOWED_FIELDS:
             value = record.__dict__.get(field)

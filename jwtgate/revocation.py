@@ -74,12 +74,13 @@ class SqliteRevocationStore:
 
     def changes(self, after):
         """(live revocations with id > after, the new cursor). Raises sqlite3.Error when unreadable."""
+        # One statement, so one snapshot: reading the rows and the cursor separately could
+        # move the cursor past a row committed in between, and this worker would never see it.
         with self._connect(readonly=True) as connection:
             rows = connection.execute(
-                "SELECT id, kind, value, cutoff, expires_at FROM revocations WHERE id > ? AND expires_at >= ?"
-                " ORDER BY id", (after, int(self._clock()))).fetchall()
-            if not rows:
-                # Rows past the cursor may all have expired: still move past them.
-                last = connection.execute("SELECT MAX(id) FROM revocations").fetchone()[0]
-                return [], max(after, last or 0)
-        return [Revocation(kind, value, expires_at, cutoff) for _, kind, value, cutoff, expires_at in rows], rows[-1][0]
+                "SELECT id, kind, value, cutoff, expires_at FROM revocations WHERE id > ? ORDER BY id", (after,)
+            ).fetchall()
+        now = int(self._clock())
+        live = [Revocation(kind, value, expires_at, cutoff)
+                for _, kind, value, cutoff, expires_at in rows if expires_at >= now]
+        return live, rows[-1][0] if rows else after

@@ -155,7 +155,7 @@ class Stack:
             self._spawn(name, self._nginx_command())
             self._wait(name, lambda: http_get(f"{self.url}/healthz", timeout=1.0))
         else:
-            self._spawn(name, self._gunicorn_command(name))
+            self._spawn(name, self.gunicorn_command(name))
             self._wait(name, lambda: http_get("http://localhost/healthz", unix_socket=self.socket(name), timeout=1.0))
 
     def stop_process(self, name, sig=signal.SIGTERM):
@@ -189,7 +189,7 @@ class Stack:
         return [self.nginx, "-p", str(self.nginx_prefix), "-c", str(self.nginx_prefix / "nginx.conf"),
                 "-e", str(self.log_path("nginx-error")), *extra]
 
-    def _gunicorn_command(self, service):
+    def gunicorn_command(self, service):
         config = Path(importlib.util.find_spec(service).origin).parent / "gunicorn.conf.py"
         return [sys.executable, "-m", "gunicorn", "-c", str(config)]
 

@@ -158,3 +158,4 @@ def test_revocation_settings_from_env(tmp_path):
     assert settings.revocation_db == str(tmp_path / "revocations.db")
     assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks",
                               "VALIDATOR_REVOCATION_DB": "none"}).revocation_db is None
+
