@@ -15,6 +15,7 @@ ALLOWED_FIELDS = (
     "user",
     "kid",
     "keys",
+    "cursor",
     "status",
     "method",
     "path",

@@ -92,6 +92,8 @@ class RevocationFeed:
             log.info("revocation store readable again")
         self._failing = False
         self._revocations.apply(changes)
+        if changes:
+            log.info("revocations applied", extra={"keys": len(changes), "cursor": cursor})
         self._cursor = cursor
         self._synced_at = self._clock()
 

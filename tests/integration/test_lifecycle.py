@@ -1,0 +1,188 @@
+"""Token lifecycle through the real Nginx with several validator workers: logout, refresh reuse,
+user revocation and key rotation under load."""
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import pytest
+from jose import jwt
+
+from jwtgate.logs import fingerprint
+from tests.conftest import start_stack
+
+pytestmark = pytest.mark.integration
+
+WORKERS = 4
+DEADLINE = 5.0
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory):
+    running = start_stack(tmp_path_factory, "lifecycle", VALIDATOR_WORKERS=str(WORKERS),
+                          AUTH_KEY_ACTIVATION_DELAY_SECONDS="2", VALIDATOR_JWKS_REFRESH_SECONDS="1",
+                          VALIDATOR_LOG_LEVEL="debug")
+    yield running
+    running.close()
+
+
+def login_body(running):
+    response = running.client.post("/api/auth/login", json={"username": running.username,
+                                                            "password": running.password})
+    assert response.status_code == 200
+    return response.json()
+
+
+def statuses(running, token, count=64):
+    """Statuses of `count` protected requests sent 8 at a time, so they spread over the validator workers."""
+    def one(_):
+        return running.client.get("/api/protected/", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _log_time(stamp):
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def log_records(running):
+    return [json.loads(line) for line in running.stack.log_path("validator").read_text().splitlines()]
+
+
+def refusal_delay(running, token, revoked_at):
+    """Seconds from revoked_at until every validator worker had applied the revocation (from their logs).
+
+    Then requests spread over the workers must all be refused, and no worker may
+    accept the token after it first refused it.
+    """
+    workers = {record["pid"] for record in log_records(running) if record["event"] == "jwks loaded"}
+    assert len(workers) == WORKERS
+    applied = {}
+    while time.time() - revoked_at < DEADLINE and len(applied) < WORKERS:
+        time.sleep(0.02)
+        for record in log_records(running):
+            moment = _log_time(record["time"])
+            if record["event"] == "revocations applied" and moment >= revoked_at:
+                applied.setdefault(record["pid"], moment)
+    assert set(applied) == workers, f"not every worker applied the revocation within {DEADLINE}s"
+    assert set(statuses(running, token)) == {401}
+    fp = fingerprint(token)
+    verdicts = defaultdict(list)
+    for record in log_records(running):
+        if record.get("token_fp") == fp and record["event"].startswith("verify"):
+            verdicts[record["pid"]].append(record.get("reason") or record["result"])
+    for pid, seen in verdicts.items():
+        if "revoked" in seen:
+            assert set(seen[seen.index("revoked"):]) == {"revoked"}, pid
+    return max(applied.values()) - revoked_at
+
+
+def cli(running, *args):
+    result = subprocess.run([sys.executable, "-m", "auth_api", *args], env=running.stack.service_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_logout_reaches_every_worker_and_cached_verdicts(lifecycle):
+    delays = []
+    for _ in range(8):
+        body = login_body(lifecycle)
+        assert set(statuses(lifecycle, body["access_token"])) == {200}
+        # Measured from before the logout request: the bound includes the logout itself.
+        revoked_at = time.time()
+        response = lifecycle.client.post("/api/auth/logout",
+                                         headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert response.status_code == 204
+        delays.append(refusal_delay(lifecycle, body["access_token"], revoked_at))
+        refused = lifecycle.client.get("/api/protected/", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert refused.json()["error"] == "revoked"
+        assert lifecycle.client.post("/api/auth/refresh",
+                                     json={"refresh_token": body["refresh_token"]}).status_code == 401
+    delays.sort()
+    print(f"logout to every worker refusing, over {len(delays)} runs: p50 {statistics.median(delays) * 1000:.0f} ms, "
+          f"max {delays[-1] * 1000:.0f} ms")
+
+
+def test_refresh_reuse_revokes_the_whole_family(lifecycle):
+    first = login_body(lifecycle)
+    second = lifecycle.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    for token in (first["access_token"], second["access_token"]):
+        assert set(statuses(lifecycle, token, 16)) == {200}
+    since = time.time()
+    reuse = lifecycle.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reuse.status_code == 401
+    for token in (first["access_token"], second["access_token"]):
+        refusal_delay(lifecycle, token, since)
+    assert lifecycle.client.post("/api/auth/refresh",
+                                 json={"refresh_token": second["refresh_token"]}).status_code == 401
+
+
+def test_user_cutoff_revokes_every_token_issued_before(lifecycle):
+    tokens = [login_body(lifecycle)["access_token"] for _ in range(3)]
+    for token in tokens:
+        assert set(statuses(lifecycle, token, 8)) == {200}
+    since = time.time()
+    cli(lifecycle, "users", "revoke", lifecycle.username)
+    for token in tokens:
+        refusal_delay(lifecycle, token, since)
+    # Tokens issued in the cutoff's own second are refused too; the next second's are fine.
+    time.sleep(1.1)
+    assert set(statuses(lifecycle, login_body(lifecycle)["access_token"], 8)) == {200}
+
+
+def test_refresh_token_is_never_a_bearer_token(lifecycle):
+    body = login_body(lifecycle)
+    response = lifecycle.client.get("/api/protected/", headers={"Authorization": f"Bearer {body['refresh_token']}"})
+    assert response.status_code == 401
+    assert lifecycle.client.post("/api/auth/refresh",
+                                 json={"refresh_token": body["access_token"]}).status_code == 401
+
+
+def test_key_rotation_under_load_fails_no_valid_request(lifecycle):
+    kids = [jwt.get_unverified_header(login_body(lifecycle)["access_token"])["kid"]]
+    old_token = login_body(lifecycle)["access_token"]
+    stop = threading.Event()
+    results = {"ok": 0, "failed": []}
+    lock = threading.Lock()
+
+    def load():
+        while not stop.is_set():
+            token = login_body(lifecycle)["access_token"]
+            for sent in (token, old_token):
+                status = lifecycle.client.get("/api/protected/", headers={"Authorization": f"Bearer {sent}"}).status_code
+                with lock:
+                    if status == 200:
+                        results["ok"] += 1
+                    else:
+                        results["failed"].append((status, jwt.get_unverified_header(sent)["kid"]))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(2):
+            cli(lifecycle, "keys", "rotate")
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                kid = jwt.get_unverified_header(login_body(lifecycle)["access_token"])["kid"]
+                if kid != kids[-1]:
+                    kids.append(kid)
+                    break
+                time.sleep(0.2)
+            time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert len(set(kids)) == 3, kids
+    assert results["failed"] == []
+    assert results["ok"] > 50
+    print(f"key rotation under load: {results['ok']} valid requests, 0 failed, kids {len(set(kids))}")
