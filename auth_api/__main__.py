@@ -24,6 +24,9 @@ from jwtgate.settings import ConfigError
 
 DEMO_ROLES = ["user"]
 DEMO_SCOPES = ["orders:read"]
+# The second demo user can do what the first cannot: /api/admin/ and writing orders.
+DEMO_ADMIN_ROLES = ["admin", "user"]
+DEMO_ADMIN_SCOPES = ["orders:read", "orders:write"]
 # The longest lifetime the server itself may be configured with (AUTH_ACCESS_TOKEN_TTL_SECONDS), either way.
 MAX_EXPIRES_IN_SECONDS = 86400
 
@@ -70,7 +73,7 @@ def build_parser():
                                                  "ends every session")
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    users.add_parser("demo", help="create or reset the demo user (AUTH_DEMO_USER) with a fresh password")
+    users.add_parser("demo", help="create or reset the demo users (AUTH_DEMO_USER and <it>-admin) with fresh passwords")
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="KEYS_COMMAND"
@@ -165,12 +168,13 @@ def cmd_keys_rotate(settings, args):
 
 
 def cmd_users_demo(settings, args):
-    password = passwords.generate()
-    UserStore.open(settings).put_user(
-        settings.demo_user, passwords.hash(password), roles=DEMO_ROLES, scopes=DEMO_SCOPES
-    )
-    print(f"username: {settings.demo_user}")
-    print(f"password: {password}")
+    store = UserStore.open(settings)
+    for username, roles, scopes in ((settings.demo_user, DEMO_ROLES, DEMO_SCOPES),
+                                    (f"{settings.demo_user}-admin", DEMO_ADMIN_ROLES, DEMO_ADMIN_SCOPES)):
+        password = passwords.generate()
+        store.put_user(username, passwords.hash(password), roles=roles, scopes=scopes)
+        print(f"username: {username}")
+        print(f"password: {password}")
 
 
 def cmd_tokens_mint(settings, args):

@@ -22,7 +22,7 @@ class Public:
 
 
 class Protected:
-    """Every path under /api/protected/: echoes the identity Nginx passed."""
+    """Every path under /api/protected/, /api/admin/ and /api/orders/: echoes the identity Nginx passed."""
 
     def on_get(self, req, resp, rest=""):
         user_id = req.get_header("X-User-Id")
@@ -35,6 +35,8 @@ class Protected:
             "userId": user_id,
             "roles": _names(req.get_header("X-User-Roles")),
             "scopes": _names(req.get_header("X-User-Scopes")),
+            "email": req.get_header("X-User-Email") or None,
+            "tenant": req.get_header("X-User-Tenant") or None,
             "path": req.path,
         }
 
@@ -64,8 +66,9 @@ def create_app():
     public, protected = Public(), Protected()
     app.add_route("/api/public", public)
     app.add_route("/api/public/", public)
-    app.add_route("/api/protected", protected)
-    app.add_route("/api/protected/{rest:path}", protected)
+    for prefix in ("/api/protected", "/api/admin", "/api/orders", "/api/tenant"):
+        app.add_route(prefix, protected)
+        app.add_route(prefix + "/{rest:path}", protected)
     app.add_route("/healthz", Health())
     return app
 

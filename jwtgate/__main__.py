@@ -28,21 +28,22 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     try:
         stack.start()
-        username, password = stack.demo_credentials()
+        credentials = stack.demo_credentials()
     except StackError as error:
         stack.stop()
         sys.stderr.write(f"jwtgate: {error}\n")
         return 1
     print(f"jwtgate is running at {stack.url}  (Ctrl-C stops it)")
     print(f"  login:     curl -s -X POST {stack.url}/api/auth/login -H 'Content-Type: application/json' "
-          f"-d '{{\"username\":\"{username}\",\"password\":\"<password>\"}}'")
+          f"-d '{{\"username\":\"{credentials[0][0]}\",\"password\":\"<password>\"}}'")
     print(f"  public:    {stack.url}/api/public/")
     print(f"  protected: {stack.url}/api/protected/  (Authorization: Bearer <access_token>)")
+    print(f"  admin:     {stack.url}/api/admin/  (role admin)   orders: {stack.url}/api/orders/  "
+          "(GET orders:read, else orders:write)")
     print(f"  jwks:      {stack.url}/.well-known/jwks.json")
     print(f"  logs:      {stack.log_dir}")
-    print("demo user:")
-    print(f"username: {username}")
-    print(f"password: {password}")
+    for username, password in credentials:
+        print(f"demo user:\nusername: {username}\npassword: {password}")
     sys.stdout.flush()
     try:
         while not stopping:

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jwtgate.loopback import http_get
-from jwtgate.settings import ConfigError
+from jwtgate.settings import ConfigError, EnvReader
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
+_VERIFY_LOCATION = "location = /_jwtgate/verify {\n"
 
 
 def render(template, variables):
@@ -32,6 +33,13 @@ def render(template, variables):
         return variables[name] if name in variables else match.group(0)
 
     return _VARIABLE.sub(substitute, template)
+
+
+def with_verdict_cache(server_snippet, cache_snippet):
+    """jwtgate-server.conf's text with jwtgate-verify-cache.conf included in its verify location."""
+    if server_snippet.count(_VERIFY_LOCATION) != 1:
+        raise StackError("jwtgate-server.conf: expected one `location = /_jwtgate/verify {` line")
+    return server_snippet.replace(_VERIFY_LOCATION, f"{_VERIFY_LOCATION}    include {cache_snippet};\n")
 
 
 def _die_with_parent():
@@ -69,8 +77,21 @@ class Stack:
     def socket(self, service):
         return str(self.run_dir / f"{service}.sock")
 
+    @property
+    def verdict_cache(self):
+        """JWTGATE_VERDICT_CACHE=1: the optional Nginx verdict micro-cache is on."""
+        return EnvReader(self.environ, "JWTGATE_").flag("VERDICT_CACHE")
+
+    @property
+    def snippets_dir(self):
+        """The snippets Nginx includes: the shipped files, or copies that turn the micro-cache on."""
+        return self.nginx_prefix / "snippets" if self.verdict_cache else NGINX_DIR / "snippets"
+
     def service_env(self):
         env = dict(self.environ)
+        if self.verdict_cache:
+            # The micro-cache stores only what the validator marks with max-age.
+            env.setdefault("VALIDATOR_VERDICT_MAX_AGE_SECONDS", "5")
         env["JWTGATE_DATA_DIR"] = str(self.data_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
@@ -99,14 +120,32 @@ class Stack:
         gateway = render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(), variables)
         (self.nginx_prefix / "nginx.conf").write_text(main)
         (self.nginx_prefix / "conf.d" / "gateway.conf").write_text(gateway)
+        self._render_verdict_cache(variables)
         self._run_checked(self._nginx_command("-t", "-q"), "nginx -t")
+
+    def _render_verdict_cache(self, variables):
+        """With JWTGATE_VERDICT_CACHE=1: the cache zone, and snippets whose verify location uses it."""
+        zone = self.nginx_prefix / "conf.d" / "verdict-cache.conf"
+        if not self.verdict_cache:
+            zone.unlink(missing_ok=True)
+            return
+        for directory in (self.nginx_prefix / "verdict-cache", self.snippets_dir):
+            directory.mkdir(exist_ok=True, mode=0o700)
+        for snippet in (NGINX_DIR / "snippets").glob("*.conf"):
+            text = snippet.read_text()
+            if snippet.name == "jwtgate-server.conf":
+                text = with_verdict_cache(text, self.snippets_dir / "jwtgate-verify-cache.conf")
+            (self.snippets_dir / snippet.name).write_text(text)
+        zone.write_text(render((NGINX_DIR / "local" / "verdict-cache.conf.template").read_text(), variables))
 
     def check_settings(self):
         """Read every service's settings now, so one message names every bad setting of the stack."""
         from auth_api.config import Settings as AuthSettings
         from validator.config import Settings as ValidatorSettings
 
-        problems = []
+        stack_env = EnvReader(self.environ, "JWTGATE_")
+        stack_env.flag("VERDICT_CACHE")
+        problems = list(stack_env.problems)
         for settings_class in (ValidatorSettings, AuthSettings):
             try:
                 settings_class.from_env(self.service_env())
@@ -119,7 +158,7 @@ class Stack:
         """The NGINX_* values the templates are rendered with."""
         return {
             "NGINX_LISTEN": self.listen,
-            "NGINX_SNIPPETS_DIR": str(NGINX_DIR / "snippets"),
+            "NGINX_SNIPPETS_DIR": str(self.snippets_dir),
             "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
             "NGINX_AUTH_API_ADDR": f"unix:{self.socket('auth_api')}",
             "NGINX_BACKEND_ADDR": f"unix:{self.socket('backend')}",
@@ -133,10 +172,10 @@ class Stack:
         }
 
     def demo_credentials(self):
-        """Give the demo user a fresh password; return (username, password)."""
+        """Give the demo users fresh passwords; return [(username, password), ...], the plain user first."""
         output = self._run_checked([sys.executable, "-m", "auth_api", "users", "demo"], "auth_api users demo")
-        fields = dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
-        return fields["username"], fields["password"]
+        lines = [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith(("username: ", "password: "))]
+        return list(zip(lines[::2], lines[1::2]))
 
     def start(self):
         """Start every process and wait until each answers; raise StackError with its log otherwise."""

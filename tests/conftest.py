@@ -25,7 +25,7 @@ class RunningStack:
         self.stack = stack
         self.url = stack.url
         self.client = httpx.Client(base_url=stack.url, timeout=10.0)
-        self.username, self.password = stack.demo_credentials()
+        (self.username, self.password), (self.admin, self.admin_password) = stack.demo_credentials()
 
     def login(self, username=None, password=None):
         response = self.client.post("/api/auth/login", json={"username": username or self.username,

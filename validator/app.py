@@ -11,7 +11,9 @@ import falcon.asgi
 from jwtgate.logs import logconfig_dict
 from validator.cache import VerdictCache
 from validator.config import Settings
+from validator import metrics
 from validator.keys import JwksSource, StaticKeys
+from validator.limits import JsonDepthLimit
 from jwtgate.revocation import SqliteRevocationStore
 from validator.resources import Health, Verify, challenge
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
@@ -53,6 +55,7 @@ def make_keys(settings):
         unix_socket=settings.jwks_socket,
         timeout=settings.jwks_timeout_seconds,
         min_interval=settings.jwks_min_refresh_seconds,
+        fetch=metrics.jwks_fetch,
     )
 
 
@@ -76,12 +79,18 @@ def create_app(settings, *, keys, revocations=None, clock=time.time):
         audience=settings.audience,
         accepted_typ=settings.accepted_typ,
         leeway_seconds=settings.leeway_seconds,
+        extra_claims=tuple(claim for claim, _ in settings.claim_headers if claim not in ("sub", "roles", "scope")),
     )
-    cache = VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock)
+    cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock))
     verifier = Verifier(keys, cache, policy, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
-    app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes))
+    app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes,
+                                    claim_headers=settings.claim_headers,
+                                    verdict_max_age=settings.verdict_max_age_seconds, clock=clock))
     app.add_route("/healthz", Health(keys))
+    app.add_route("/metrics", metrics.Metrics())
+    app.add_middleware([metrics.VerifyMetrics(cache, keys),
+                        JsonDepthLimit(realm=settings.realm, max_token_bytes=settings.max_token_bytes)])
     denial = challenge(settings.realm, "internal_error")
 
     async def fail_closed(req, resp, error, params):

@@ -7,6 +7,8 @@ import os
 
 from jwtgate.settings import EnvReader, data_dir
 
+_MAPPING = re.compile(r"([A-Za-z0-9_]{1,64}):(X-[A-Za-z0-9-]{1,64})")
+DEFAULT_CLAIM_HEADERS = "sub:X-User-Id roles:X-User-Roles scope:X-User-Scopes email:X-User-Email tenant:X-User-Tenant"
 _QUOTABLE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")
 _MIN_HS256_SECRET_BYTES = 32
 
@@ -25,6 +27,7 @@ class Settings:
     leeway_seconds: int = 30
     cache_size: int = 100_000
     cache_max_ttl_seconds: int = 300
+    verdict_max_age_seconds: int = 0
     max_token_bytes: int = 4096
     jwks_min_refresh_seconds: int = 5
     jwks_timeout_seconds: int = 2
@@ -34,6 +37,7 @@ class Settings:
     revocation_max_staleness_seconds: int = 30
     realm: str = "jwtgate"
     log_level: str = "info"
+    claim_headers: tuple = tuple(tuple(pair.split(":")) for pair in DEFAULT_CLAIM_HEADERS.split())
 
     @classmethod
     def from_env(cls, environ):
@@ -52,6 +56,15 @@ class Settings:
         realm = env.text("REALM", "jwtgate")
         if not _QUOTABLE.fullmatch(realm):
             env.problem("REALM", "must be 1-64 printable ASCII characters without quotes or backslashes")
+        claim_headers = []
+        for pair in env.text("CLAIM_HEADERS", DEFAULT_CLAIM_HEADERS).split():
+            match = _MAPPING.fullmatch(pair)
+            if match is None:
+                env.problem("CLAIM_HEADERS", f"{pair[:40]!r} is not claim:X-Header-Name")
+            else:
+                claim_headers.append((match.group(1), match.group(2)))
+        if len({header.lower() for _, header in claim_headers}) != len(claim_headers):
+            env.problem("CLAIM_HEADERS", "names a header twice")
         accepted_typ = tuple(env.text("ACCEPTED_TYP", "at+jwt").lower().split())
         if not accepted_typ:
             env.problem("ACCEPTED_TYP", "must name at least one token type, e.g. at+jwt")
@@ -66,6 +79,8 @@ class Settings:
             leeway_seconds=env.integer("LEEWAY_SECONDS", 30, minimum=0, maximum=300),
             cache_size=env.integer("CACHE_SIZE", 100_000, minimum=0, maximum=10_000_000),
             cache_max_ttl_seconds=env.integer("CACHE_MAX_TTL_SECONDS", 300, minimum=0, maximum=86_400),
+            # Cache-Control max-age on allowed verdicts, for the optional Nginx micro-cache: a few seconds at most.
+            verdict_max_age_seconds=env.integer("VERDICT_MAX_AGE_SECONDS", 0, minimum=0, maximum=10),
             max_token_bytes=env.integer("MAX_TOKEN_BYTES", 4096, minimum=256, maximum=16_384),
             jwks_min_refresh_seconds=env.integer("JWKS_MIN_REFRESH_SECONDS", 5, minimum=1, maximum=3600),
             jwks_timeout_seconds=env.integer("JWKS_TIMEOUT_SECONDS", 2, minimum=1, maximum=30),
@@ -76,6 +91,7 @@ class Settings:
                                                          maximum=3600),
             realm=realm,
             log_level=env.text("LOG_LEVEL", "info", choices={"debug", "info", "warning", "error"}),
+            claim_headers=tuple(claim_headers),
         )
         env.finish()
         return settings

@@ -2,11 +2,14 @@
 # Every value can be set through VALIDATOR_* variables; see the README.
 import os
 
+from jwtgate import metrics
 from jwtgate.logs import logconfig_dict
 from jwtgate.serving import bind_and_workers, settings_or_exit
 from validator.config import Settings
 
 _settings = settings_or_exit(Settings)
+# Before any import of prometheus_client: the workers' metrics go to files every worker shares.
+_metrics_dir = metrics.use_multiprocess_dir("validator")
 
 wsgi_app = "validator.app:get_app()"
 
@@ -29,3 +32,12 @@ logconfig_dict = logconfig_dict("validator", _settings.log_level)
 # No control socket: its default path is shared by every gunicorn of the user.
 control_socket_disable = True
 proc_name = "jwtgate-validator"
+
+
+# Server hooks: start with no metrics of an earlier run; drop a dead worker's live gauges.
+def on_starting(server):
+    metrics.clean_multiprocess_dir(_metrics_dir)
+
+
+def child_exit(server, worker):
+    metrics.mark_worker_dead(worker.pid)

@@ -1,11 +1,14 @@
 """HTTP resources: /verify (the auth_request oracle) and /healthz."""
 
 import logging
+import math
 import re
+import time
 
 import falcon
 
 from jwtgate.logs import fingerprint
+from validator import authorization
 from validator.tokens import REASONS, TokenRejected, UnknownKey
 
 log = logging.getLogger(__name__)
@@ -39,13 +42,34 @@ def challenge(realm, reason):
     return f'Bearer realm="{realm}", error="{error}", error_description="{description}"'
 
 
-class Verify:
-    """GET/HEAD /verify: 200 with identity headers, or 401 with a challenge and X-Auth-Error."""
+def verdict_cache_control(exp, now, max_age):
+    """Cache-Control for an allowed verdict: `max-age` of at most `max_age` seconds, ending before `exp`."""
+    # Nginx serves a cached entry through the whole second in which it expires (it
+    # compares whole seconds), so one second comes off: a stored verdict never outlives exp.
+    seconds = min(max_age, math.floor(exp - now) - 1)
+    return f"max-age={seconds}" if seconds > 0 else "no-store"
 
-    def __init__(self, verifier, keys, *, realm, max_token_bytes):
+
+def _requirements(req):
+    return authorization.parse(
+        req.get_header("X-Jwtgate-Require-Scopes"),
+        req.get_header("X-Jwtgate-Require-Roles"),
+        req.get_header("X-Jwtgate-Require-Claims"),
+    )
+
+
+class Verify:
+    """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
+
+    def __init__(self, verifier, keys, *, realm, max_token_bytes, claim_headers, verdict_max_age=0,
+                 clock=time.time):
         self._verifier = verifier
         self._keys = keys
+        self._realm = realm
         self._max_token_bytes = max_token_bytes
+        self._claim_headers = claim_headers
+        self._verdict_max_age = verdict_max_age
+        self._clock = clock
         self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
 
     async def on_get(self, req, resp):
@@ -59,19 +83,29 @@ class Verify:
                     raise
                 await self._keys.refresh()
                 identity = self._verifier.verify(token)
+            requirements = _requirements(req)
         except TokenRejected as rejected:
             self._deny(req, resp, rejected.reason, token)
+            return
+        except authorization.InvalidRequirement:
+            # A location's requirement we cannot read: nobody is allowed there.
+            log.error("invalid requirement in the Nginx configuration", extra={"request_id": self._request_id(req)})
+            self._forbid(req, resp, authorization.Requirements(), token)
             return
         except Exception:
             # Fail closed: whatever broke, this request is not authenticated.
             log.exception("verify failed", extra={"request_id": self._request_id(req)})
             self._deny(req, resp, "internal_error", token)
             return
+        if requirements and authorization.unmet(identity, requirements):
+            self._forbid(req, resp, requirements, token)
+            return
         resp.status = falcon.HTTP_200
-        resp.set_header("X-User-Id", identity.sub)
-        resp.set_header("X-User-Roles", ",".join(identity.roles))
-        resp.set_header("X-User-Scopes", ",".join(identity.scopes))
-        resp.set_header("Cache-Control", "no-store")
+        for claim, header in self._claim_headers:
+            resp.set_header(header, ",".join(identity.values(claim)))
+        # Only an allowed verdict may be stored, and only by the optional Nginx micro-cache.
+        resp.set_header("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
+                        if self._verdict_max_age else "no-store")
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "verify allowed",
@@ -90,6 +124,21 @@ class Verify:
             "verify denied",
             extra={"result": "denied", "reason": reason, "request_id": self._request_id(req),
                    "token_fp": fingerprint(token) if token else None},
+        )
+
+    def _forbid(self, req, resp, requirements, token):
+        # RFC 6750 section 3.1: 403 with insufficient_scope, naming the scope needed.
+        value = f'{self._challenges["insufficient_scope"]}'
+        if requirements.scopes:
+            value += f', scope="{" ".join(requirements.scopes)}"'
+        resp.status = falcon.HTTP_403
+        resp.set_header("WWW-Authenticate", value)
+        resp.set_header("X-Auth-Error", "insufficient_scope")
+        resp.set_header("Cache-Control", "no-store")
+        log.info(
+            "verify forbidden",
+            extra={"result": "forbidden", "reason": "insufficient_scope", "request_id": self._request_id(req),
+                   "token_fp": fingerprint(token)},
         )
 
     @staticmethod

@@ -33,6 +33,7 @@ REASONS = {
     "wrong_issuer": ("invalid_token", "Wrong issuer"),
     "wrong_audience": ("invalid_token", "Wrong audience"),
     "revoked": ("invalid_token", "Token revoked"),
+    "insufficient_scope": ("insufficient_scope", "Insufficient scope or role"),
     "revocation_unavailable": ("invalid_token", "Revocation status unknown"),
     "internal_error": ("invalid_token", "Token could not be verified"),
 }
@@ -46,6 +47,8 @@ _KID = re.compile(r"[\x21-\x7e]{1,128}")
 _VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
 # Role and scope values become comma-separated header values: no comma, space, CR or LF.
 _NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
+# Other mapped claims: printable ASCII without a comma (the array separator).
+_HEADER_VALUE = re.compile(r"[\x20-\x2b\x2d-\x7e]{1,256}")
 _MAX_HEADER_BYTES = 1024
 _MAX_CLAIMS = 64
 _MAX_NAMES = 64
@@ -80,6 +83,18 @@ class Identity:
     iat: int
     exp: int
     sid: str | None = None
+    # Further claims mapped to headers (VALIDATOR_CLAIM_HEADERS): ((claim, (value, ...)), ...).
+    extra: tuple = ()
+
+    def values(self, claim):
+        """The claim's values as a tuple of strings (empty when absent)."""
+        if claim == "sub":
+            return (self.sub,)
+        if claim == "roles":
+            return self.roles
+        if claim == "scope":
+            return self.scopes
+        return dict(self.extra).get(claim, ())
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,8 @@ class Policy:
     audience: str
     accepted_typ: tuple
     leeway_seconds: int
+    # Claims besides sub, roles and scope that become headers, so must be header-safe.
+    extra_claims: tuple = ()
 
 
 def token_digest(token):
@@ -237,4 +254,21 @@ def check_claims(claims, policy, now):
         raise TokenRejected("not_yet_valid")
     if exp <= iat:
         raise TokenRejected("invalid_claims")
-    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp, sid=sid)
+    extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
+    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp, sid=sid, extra=extra)
+
+
+def _header_values(value):
+    """A mapped claim as header-safe strings; anything else refuses the token rather than reach a backend."""
+    items = value if isinstance(value, list) else [value]
+    if len(items) > _MAX_NAMES:
+        raise TokenRejected("invalid_claims")
+    values = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TokenRejected("invalid_claims")
+        text = str(item)
+        if not _HEADER_VALUE.fullmatch(text) or text != text.strip():
+            raise TokenRejected("invalid_claims")
+        values.append(text)
+    return tuple(values)

@@ -137,13 +137,17 @@ def test_users_list_and_disable(tmp_path):
     assert "$argon2" not in listed.stdout
 
 
-def test_users_demo_prints_two_lines_and_the_password_logs_in(tmp_path):
+def test_users_demo_prints_two_users_and_their_passwords_log_in(tmp_path):
     result = cli(tmp_path, "users", "demo", AUTH_DEMO_USER="guest")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 4
     assert lines[0] == "username: guest"
     assert lines[1].startswith("password: ")
+    assert lines[2] == "username: guest-admin"
+    assert login(tmp_path, "guest-admin", lines[3].removeprefix("password: ")).status_code == 200
+    admin = UserStore.open(Settings(data_dir=str(tmp_path))).get_user("guest-admin")
+    assert (admin.roles, admin.scope) == (("admin", "user"), "orders:read orders:write")
     password = lines[1].removeprefix("password: ")
     response = login(tmp_path, "guest", password)
     assert response.status_code == 200

@@ -27,7 +27,7 @@ def test_every_reason_has_a_client_code_and_message():
     assert set(messages) - {"default"} == set(REASONS)
     for reason, (error, description) in REASONS.items():
         assert codes[reason] == reason
-        expected = description if error is None else f"Invalid token: {description}"
+        expected = description if error in (None, "insufficient_scope") else f"Invalid token: {description}"
         assert messages[reason] == expected
 
 
@@ -63,5 +63,5 @@ def test_verify_location_is_internal_and_bodiless():
 @pytest.mark.parametrize("snippet", ["jwtgate-protect.conf", "jwtgate-public.conf"])
 def test_location_snippets_overwrite_every_identity_header(snippet):
     text = (NGINX_DIR / "snippets" / snippet).read_text()
-    for name in ("X-User-Id", "X-User-Roles", "X-User-Scopes"):
+    for name in ("X-User-Id", "X-User-Roles", "X-User-Scopes", "X-User-Email", "X-User-Tenant"):
         assert re.search(rf"^proxy_set_header {name} ", text, re.M), name

@@ -1,0 +1,113 @@
+"""Per-location requirements and claim-to-header mapping in the validator, in-process."""
+
+import time
+
+import falcon.testing
+import pytest
+
+from jwtgate.settings import ConfigError
+from tests.minting import RsaSigner, claims, rs256
+from tests.unit.test_validator import FakeJwksServer
+from validator import authorization
+from validator.app import create_app
+from validator.config import DEFAULT_CLAIM_HEADERS, Settings
+from validator.keys import JwksSource
+from validator.tokens import Identity
+
+pytestmark = pytest.mark.unit
+
+
+def identity(**overrides):
+    base = dict(sub="alice", roles=("user", "support"), scopes=("a:read", "b:read"), jti="j", iat=1, exp=2,
+                extra=(("tenant", ("acme", "globex")),))
+    return Identity(**(base | overrides))
+
+
+@pytest.mark.parametrize("scopes, roles, claims_, unmet", [
+    ("a:read", None, None, False),
+    ("a:read b:read", None, None, False),
+    ("a:read c:write", None, None, True),
+    (None, "admin support", None, False),
+    (None, "admin", None, True),
+    (None, None, "tenant=acme", False),
+    (None, None, "tenant=initech", True),
+    (None, None, "sub=alice tenant=globex", False),
+    (None, None, "region=eu", True),
+    ("", "", "", False),
+])
+def test_requirements(scopes, roles, claims_, unmet):
+    assert authorization.unmet(identity(), authorization.parse(scopes, roles, claims_)) is unmet
+
+
+@pytest.mark.parametrize("scopes, roles, claims_", [
+    ("a,b", None, None), (None, "ad min\x00", None), (None, None, "tenant="), (None, None, "tenant=a b=c=d"),
+    (None, None, "=acme"), (None, None, "tenant=ac me\r\n"), ("x " * 40, None, None),
+])
+def test_unreadable_requirements_are_refused(scopes, roles, claims_):
+    with pytest.raises(authorization.InvalidRequirement):
+        authorization.parse(scopes, roles, claims_)
+
+
+@pytest.fixture
+def client():
+    signer = RsaSigner(kid="k")
+    keys = JwksSource("http://auth/jwks", fetch=FakeJwksServer(signer))
+    app = create_app(Settings(jwks_url="http://auth/jwks"), keys=keys)
+    return falcon.testing.TestClient(app), signer
+
+
+def test_403_names_the_missing_scope(client):
+    test_client, signer = client
+    token = rs256(signer, claims(time.time(), scope="a:read"))
+    result = test_client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}",
+                                                          "X-Jwtgate-Require-Scopes": "a:read b:write"})
+    assert result.status_code == 403
+    assert result.headers["X-Auth-Error"] == "insufficient_scope"
+    assert result.headers["WWW-Authenticate"].endswith('error="insufficient_scope", '
+                                                       'error_description="Insufficient scope or role", '
+                                                       'scope="a:read b:write"')
+    assert "X-User-Id" not in result.headers
+
+
+def test_unreadable_requirement_forbids_everyone(client):
+    test_client, signer = client
+    token = rs256(signer, claims(time.time()))
+    result = test_client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}",
+                                                          "X-Jwtgate-Require-Claims": "tenant="})
+    assert result.status_code == 403
+
+
+def test_invalid_token_is_401_even_where_requirements_exist(client):
+    test_client, _ = client
+    result = test_client.simulate_get("/verify", headers={"Authorization": "Bearer a.b.c",
+                                                          "X-Jwtgate-Require-Roles": "admin"})
+    assert result.status_code == 401
+
+
+def test_every_mapped_header_is_sent_empty_when_absent(client):
+    test_client, signer = client
+    token = rs256(signer, claims(time.time(), roles=None, scope=None))
+    result = test_client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+    for pair in DEFAULT_CLAIM_HEADERS.split():
+        header = pair.split(":")[1]
+        assert header in result.headers
+    assert result.headers["X-User-Email"] == ""
+
+
+def test_numbers_are_header_safe_claims(client):
+    test_client, signer = client
+    token = rs256(signer, claims(time.time(), tenant=[7, "acme"]))
+    result = test_client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+    assert result.headers["X-User-Tenant"] == "7,acme"
+
+
+@pytest.mark.parametrize("value", ["sub", "sub:User-Id", "sub:X-User-Id sub:x-user-id", "bad claim:X-A"])
+def test_claim_header_mapping_is_checked(value):
+    with pytest.raises(ConfigError, match="VALIDATOR_CLAIM_HEADERS"):
+        Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_CLAIM_HEADERS": value})
+
+
+def test_custom_mapping():
+    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks",
+                                  "VALIDATOR_CLAIM_HEADERS": "sub:X-Subject org:X-Org"})
+    assert settings.claim_headers == (("sub", "X-Subject"), ("org", "X-Org"))
