@@ -85,7 +85,7 @@ def create_app(settings, *, keys, revocations=None, clock=time.time):
     verifier = Verifier(keys, cache, policy, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
     app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes,
-                                    claim_headers=settings.claim_headers,
+                                    claim_headers=settings.claim_headers, allowed_origins=settings.allowed_origins,
                                     verdict_max_age=settings.verdict_max_age_seconds, clock=clock))
     app.add_route("/healthz", Health(keys))
     app.add_route("/metrics", metrics.Metrics())

@@ -9,6 +9,7 @@ from jwtgate.settings import EnvReader, data_dir
 
 _MAPPING = re.compile(r"([A-Za-z0-9_]{1,64}):(X-[A-Za-z0-9-]{1,64})")
 DEFAULT_CLAIM_HEADERS = "sub:X-User-Id roles:X-User-Roles scope:X-User-Scopes email:X-User-Email tenant:X-User-Tenant"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _QUOTABLE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")
 _MIN_HS256_SECRET_BYTES = 32
 
@@ -37,6 +38,7 @@ class Settings:
     revocation_max_staleness_seconds: int = 30
     realm: str = "jwtgate"
     log_level: str = "info"
+    allowed_origins: frozenset = frozenset()
     claim_headers: tuple = tuple(tuple(pair.split(":")) for pair in DEFAULT_CLAIM_HEADERS.split())
 
     @classmethod
@@ -65,6 +67,11 @@ class Settings:
                 claim_headers.append((match.group(1), match.group(2)))
         if len({header.lower() for _, header in claim_headers}) != len(claim_headers):
             env.problem("CLAIM_HEADERS", "names a header twice")
+        # Origins, besides the gateway's own, whose cookie-authenticated writes are accepted.
+        allowed_origins = env.text("ALLOWED_ORIGINS", "").split()
+        for origin in allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                env.problem("ALLOWED_ORIGINS", f"{origin[:60]!r} is not scheme://host[:port]")
         accepted_typ = tuple(env.text("ACCEPTED_TYP", "at+jwt").lower().split())
         if not accepted_typ:
             env.problem("ACCEPTED_TYP", "must name at least one token type, e.g. at+jwt")
@@ -92,6 +99,7 @@ class Settings:
             realm=realm,
             log_level=env.text("LOG_LEVEL", "info", choices={"debug", "info", "warning", "error"}),
             claim_headers=tuple(claim_headers),
+            allowed_origins=frozenset(allowed_origins),
         )
         env.finish()
         return settings

@@ -34,6 +34,30 @@ def bearer_token(value, max_bytes):
     return match.group(1)
 
 
+_COOKIE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
+# RFC 9110 section 9.2.1: only these methods are safe; the others change state.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def request_token(req, max_bytes):
+    """(token, from_cookie): the Authorization header wins; the access-token cookie is the fallback."""
+    header = req.get_header("Authorization")
+    cookie = req.get_header("X-Jwtgate-Cookie-Token")
+    if header is not None or not cookie:
+        return bearer_token(header, max_bytes), False
+    if len(cookie) > max_bytes or not _COOKIE_TOKEN.fullmatch(cookie):
+        raise TokenRejected("invalid_request")
+    return cookie, True
+
+
+def same_origin(req, allowed_origins):
+    """CSRF defence for cookie-authenticated writes: the browser's Origin is the gateway's own or allowed."""
+    origin = req.get_header("X-Jwtgate-Origin")
+    if not origin:
+        return False
+    return origin == req.get_header("X-Jwtgate-Self-Origin") or origin in allowed_origins
+
+
 def challenge(realm, reason):
     """The RFC 6750 section 3 WWW-Authenticate value for a denial."""
     error, description = REASONS[reason]
@@ -61,13 +85,14 @@ def _requirements(req):
 class Verify:
     """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
 
-    def __init__(self, verifier, keys, *, realm, max_token_bytes, claim_headers, verdict_max_age=0,
-                 clock=time.time):
+    def __init__(self, verifier, keys, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
+                 verdict_max_age=0, clock=time.time):
         self._verifier = verifier
         self._keys = keys
         self._realm = realm
         self._max_token_bytes = max_token_bytes
         self._claim_headers = claim_headers
+        self._allowed_origins = allowed_origins
         self._verdict_max_age = verdict_max_age
         self._clock = clock
         self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
@@ -75,7 +100,7 @@ class Verify:
     async def on_get(self, req, resp):
         token = None
         try:
-            token = bearer_token(req.get_header("Authorization"), self._max_token_bytes)
+            token, from_cookie = request_token(req, self._max_token_bytes)
             try:
                 identity = self._verifier.verify(token)
             except UnknownKey as unknown:
@@ -84,6 +109,9 @@ class Verify:
                 await self._keys.refresh()
                 identity = self._verifier.verify(token)
             requirements = _requirements(req)
+            if (from_cookie and req.get_header("X-Original-Method", default="GET") not in _SAFE_METHODS
+                    and not same_origin(req, self._allowed_origins)):
+                raise TokenRejected("cross_site_request")
         except TokenRejected as rejected:
             self._deny(req, resp, rejected.reason, token)
             return

@@ -34,6 +34,7 @@ REASONS = {
     "wrong_audience": ("invalid_token", "Wrong audience"),
     "revoked": ("invalid_token", "Token revoked"),
     "insufficient_scope": ("insufficient_scope", "Insufficient scope or role"),
+    "cross_site_request": ("invalid_request", "Cross-site request refused"),
     "revocation_unavailable": ("invalid_token", "Revocation status unknown"),
     "internal_error": ("invalid_token", "Token could not be verified"),
 }

@@ -111,3 +111,59 @@ def test_custom_mapping():
     settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks",
                                   "VALIDATOR_CLAIM_HEADERS": "sub:X-Subject org:X-Org"})
     assert settings.claim_headers == (("sub", "X-Subject"), ("org", "X-Org"))
+
+
+def cookie_request(test_client, token, method="GET", **headers):
+    sent = {"X-Jwtgate-Cookie-Token": token, "X-Original-Method": method,
+            "X-Jwtgate-Self-Origin": "http://127.0.0.1:8080", **headers}
+    return test_client.simulate_get("/verify", headers=sent)
+
+
+def test_token_from_the_cookie(client):
+    test_client, signer = client
+    result = cookie_request(test_client, rs256(signer, claims(time.time())))
+    assert result.status_code == 200
+    assert result.headers["X-User-Id"] == "alice"
+
+
+def test_header_wins_over_the_cookie(client):
+    test_client, signer = client
+    cookie = rs256(signer, claims(time.time(), sub="cookie-user"))
+    header = rs256(signer, claims(time.time(), sub="header-user"))
+    result = cookie_request(test_client, cookie, Authorization=f"Bearer {header}")
+    assert result.headers["X-User-Id"] == "header-user"
+    result = cookie_request(test_client, cookie, Authorization="Bearer bad.token.here")
+    assert result.status_code == 401
+
+
+@pytest.mark.parametrize("cookie", ["!", "a b", "x" * 5000, "tok;en"])
+def test_malformed_cookie_is_invalid_request(client, cookie):
+    test_client, _ = client
+    assert cookie_request(test_client, cookie).headers["X-Auth-Error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("origin, status", [
+    ("http://127.0.0.1:8080", 200), ("https://app.example", 200), ("https://evil.example", 401), (None, 401),
+])
+def test_cookie_writes_need_a_trusted_origin(method, origin, status):
+    signer = RsaSigner(kid="k")
+    keys = JwksSource("http://auth/jwks", fetch=FakeJwksServer(signer))
+    settings = Settings(jwks_url="http://auth/jwks", allowed_origins=frozenset({"https://app.example"}))
+    test_client = falcon.testing.TestClient(create_app(settings, keys=keys))
+    token = rs256(signer, claims(time.time()))
+    headers = {"X-Jwtgate-Origin": origin} if origin else {}
+    result = cookie_request(test_client, token, method, **headers)
+    assert result.status_code == status
+    if status == 401:
+        assert result.headers["X-Auth-Error"] == "cross_site_request"
+    # Reads and bearer-token writes need no Origin: CSRF rides on cookies only.
+    assert cookie_request(test_client, token, "GET").status_code == 200
+    bearer = test_client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}",
+                                                          "X-Original-Method": method})
+    assert bearer.status_code == 200
+
+
+def test_allowed_origins_are_checked():
+    with pytest.raises(ConfigError, match="VALIDATOR_ALLOWED_ORIGINS"):
+        Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_ALLOWED_ORIGINS": "evil.example"})
