@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help venv nginx run test test-unit test-integration check-config clean e2e up down
+.PHONY: help venv nginx chromium run test test-unit test-integration check-config clean e2e up down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,13 +30,22 @@ nginx: ## Install Debian's nginx when it is missing (as root), or say how
 run: venv nginx ## Run the whole gateway on 127.0.0.1:8080 until Ctrl-C (JWTGATE_LISTEN to change)
 	$(PY) -m jwtgate run
 
-test: venv nginx ## Run every test: unit, integration (real Nginx and gunicorn) and end to end
+# The browser test drives Debian's chromium (playwright-core from node_modules never downloads a browser).
+chromium: ## Install Debian's chromium when it is missing (as root), or say how
+	@[ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed: run 'sudo apt-get install chromium' (Debian's package), then retry." >&2; exit 1; \
+	  fi; }
+
+test: venv nginx chromium $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
 	$(PY) -m pytest
 
 test-unit: venv ## Run the unit tests only
 	$(PY) -m pytest -m unit
 
-test-integration: venv nginx ## Run the tests that start real processes
+test-integration: venv nginx chromium $(NODE_STAMP) ## Run the tests that start real processes
 	$(PY) -m pytest -m "integration or e2e"
 
 .PHONY: fuzz
@@ -64,6 +73,27 @@ check-config: venv ## Check the three gunicorn configs (gunicorn --check-config,
 	  JWTGATE_DATA_DIR=$$scratch VALIDATOR_JWKS_URL=http://localhost/jwks \
 	    $(PY) -m gunicorn --check-config -c $$service/gunicorn.conf.py || exit 1; \
 	done
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+.PHONY: wrk bench bench-quick
+wrk: ## Install Debian's wrk (the load generator of make bench) when it is missing (as root), or say how
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "wrk is not installed: run 'sudo apt-get install wrk' (Debian's package), then retry." >&2; exit 1; \
+	  fi; }
+
+bench: venv nginx wrk $(BENCH_STAMP) ## Measure auth overhead against Nginx alone (about 8 minutes; build/bench/)
+	$(PY) -m bench.run
+
+bench-quick: venv nginx wrk $(BENCH_STAMP) ## The same at -c32 only, with a smaller memory flood (under 2 minutes)
+	$(PY) -m bench.run --quick
 
 clean: ## Remove build output and caches (keeps .venv and the data in var/)
 	rm -rf build .pytest_cache

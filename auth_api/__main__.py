@@ -1,4 +1,5 @@
-"""Command line: python -m auth_api init | users add|list|password|disable|revoke|demo | keys rotate | tokens mint.
+"""Command line: python -m auth_api init | users add|list|password|disable|revoke|demo | keys rotate | tokens mint
+| db backup.
 
 `tokens mint` signs a token with the data directory's own key, for tests (an already-expired token
 for the Postman collection, say): whoever can run it can read that key anyway, and the server's
@@ -9,10 +10,12 @@ import argparse
 import logging
 import logging.config
 import os
+import sqlite3
 import sys
 import time
 
 from auth_api import passwords
+from auth_api.backup import backup
 from auth_api.config import Settings
 from auth_api.keys import KeyFileError, KeyRing, keys_dir, rotate
 from auth_api.sessions import Sessions
@@ -74,6 +77,11 @@ def build_parser():
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     users.add_parser("demo", help="create or reset the demo users (AUTH_DEMO_USER and <it>-admin) with fresh passwords")
+
+    db = commands.add_parser("db", help="the databases").add_subparsers(
+        dest="db_command", required=True, metavar="DB_COMMAND")
+    db.add_parser("backup", help="copy auth.db and revocations.db into directory PATH (online, while the "
+                                 "auth API runs; replaces an earlier backup there)").add_argument("path")
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="KEYS_COMMAND"
@@ -177,6 +185,11 @@ def cmd_users_demo(settings, args):
         print(f"password: {password}")
 
 
+def cmd_db_backup(settings, args):
+    for path in backup(settings.data_dir, args.path):
+        print(f"backed up {os.path.basename(path)} to {path}")
+
+
 def cmd_tokens_mint(settings, args):
     # The existing key only: a key generated here would sign tokens the running stack has never published.
     if settings.hs256_secret is not None:
@@ -212,6 +225,7 @@ COMMANDS = {
     ("keys", "rotate"): cmd_keys_rotate,
     ("users", "demo"): cmd_users_demo,
     ("tokens", "mint"): cmd_tokens_mint,
+    ("db", "backup"): cmd_db_backup,
 }
 
 
@@ -224,11 +238,11 @@ def main(argv=None, environ=None):
         return 2
     logging.config.dictConfig(logconfig_dict("auth_api", settings.log_level))
     subcommand = (getattr(args, "users_command", None) or getattr(args, "tokens_command", None)
-                  or getattr(args, "keys_command", None))
+                  or getattr(args, "keys_command", None) or getattr(args, "db_command", None))
     command = COMMANDS[(args.command, subcommand)]
     try:
         command(settings, args)
-    except (ValueError, UserExists, UnknownUser, KeyFileError) as error:
+    except (ValueError, UserExists, UnknownUser, KeyFileError, OSError, sqlite3.Error) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -6,14 +6,14 @@ from validator.cache import VerdictCache
 from validator.keys import StaticKeys, keys_from_jwks
 from validator.resources import bearer_token
 from validator.revocation import NoRevocations
-from validator.tokens import Policy
+from validator.tokens import Policy, TokenRejected
 from validator.verifier import Verifier
 
 _MAX_TOKEN_BYTES = 4096
 
 
 class AccessTokenChecker:
-    """Verifies an `Authorization: Bearer` access token against the keys this auth API publishes."""
+    """Verifies an access token (bearer header or cookie) against the keys this auth API publishes."""
 
     def __init__(self, settings, keyring, *, clock=time.time):
         self._settings = settings
@@ -24,10 +24,16 @@ class AccessTokenChecker:
 
     def identity(self, authorization):
         """The Identity of a valid token in the header value; raises TokenRejected otherwise."""
+        return self.token_identity(bearer_token(authorization, _MAX_TOKEN_BYTES))
+
+    def token_identity(self, token):
+        """The Identity of a valid access token (from the header or the browser's cookie), or TokenRejected."""
+        if len(token) > _MAX_TOKEN_BYTES:
+            raise TokenRejected("invalid_request")
         if self._settings.hs256_secret is not None:
             keys = StaticKeys(self._settings.hs256_secret)
         else:
             keys, _ = keys_from_jwks(self._keyring.jwks())
         # Keys follow rotation, so a verifier (without a cache) is built per call: logout is rare.
         verifier = Verifier(keys, VerdictCache(0, 0), self._policy, NoRevocations(), self._clock)
-        return verifier.verify(bearer_token(authorization, _MAX_TOKEN_BYTES))
+        return verifier.verify(token)

@@ -12,6 +12,8 @@ import falcon
 from auth_api.config import Settings
 from auth_api.keys import KeyRing, start_rotation_schedule
 from auth_api.access import AccessTokenChecker
+from auth_api.limits import UNTHROTTLED, LockoutPolicy, LoginThrottle, SqliteFailureCounters
+from auth_api.metrics import MetricsResource
 from auth_api.resources import (
     DemoLoginResource,
     HealthResource,
@@ -23,6 +25,7 @@ from auth_api.resources import (
 from auth_api.sessions import Sessions
 from auth_api.store import UserStore
 from jwtgate.logs import logconfig_dict
+from jwtgate.request_id import RequestIdMiddleware
 from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
@@ -54,21 +57,24 @@ def handle_unexpected(req, resp, error, params):
     raise falcon.HTTPInternalServerError()
 
 
-def create_app(settings, *, store, keyring, revocations, clock):
+def create_app(settings, *, store, keyring, revocations, clock, throttle=None):
     """The WSGI app serving login, refresh, logout, the JWKS and the health check."""
     sessions = Sessions(settings, store=store, revocations=revocations, clock=clock)
-    app = falcon.App()
+    app = falcon.App(middleware=[RequestIdMiddleware()])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
     # Without demo login the route has no GET responder, so GET answers 405 rather than a token.
     login = DemoLoginResource if settings.demo_login else LoginResource
-    app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, sessions=sessions, clock=clock))
+    app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, sessions=sessions, clock=clock,
+                                           throttle=throttle or UNTHROTTLED))
     app.add_route("/api/auth/refresh",
                   RefreshResource(settings, store=store, keyring=keyring, sessions=sessions, clock=clock))
     app.add_route("/api/auth/logout", LogoutResource(
         settings, checker=AccessTokenChecker(settings, keyring, clock=clock), sessions=sessions))
     app.add_route("/.well-known/jwks.json", JwksResource(keyring))
     app.add_route("/healthz", HealthResource())
+    # Not under /api/auth/, so the public gateway never proxies it; see jwtgate-metrics.conf.
+    app.add_route("/metrics", MetricsResource())
     return app
 
 
@@ -101,4 +107,7 @@ def get_app(environ=None):
     )
     revocations = SqliteRevocationStore(settings.revocation_db)
     revocations.create()
-    return create_app(settings, store=store, keyring=keyring, revocations=revocations, clock=time.time)
+    # Failed logins are counted in auth.db, so every worker (and a restart) sees the same lockouts.
+    throttle = LoginThrottle(SqliteFailureCounters(store.path), LockoutPolicy.from_settings(settings), time.time)
+    return create_app(settings, store=store, keyring=keyring, revocations=revocations, clock=time.time,
+                      throttle=throttle)

@@ -29,6 +29,11 @@ class Settings:
     key_rotation_seconds: int = 30 * 86400
     key_activation_delay_seconds: int = 120
     revocation_margin_seconds: int = 300
+    lockout_threshold: int = 5
+    lockout_base_seconds: int = 30
+    lockout_max_seconds: int = 900
+    cookie_secure: bool = True
+    allowed_origins: frozenset = frozenset()
 
     @property
     def revocation_db(self):
@@ -54,6 +59,16 @@ class Settings:
         # 0 turns the automatic schedule off; `python -m auth_api keys rotate` still works.
         rotation = reader.integer("KEY_ROTATION_SECONDS", 30 * 86400, minimum=0, maximum=365 * 86400)
         activation_delay = reader.integer("KEY_ACTIVATION_DELAY_SECONDS", 120, minimum=0, maximum=86400)
+        # Per-account backoff (auth_api.limits); AUTH_LOCKOUT_THRESHOLD=0 turns it off.
+        lockout_threshold = reader.integer("LOCKOUT_THRESHOLD", 5, minimum=0, maximum=100)
+        lockout_base = reader.integer("LOCKOUT_BASE_SECONDS", 30, minimum=1, maximum=86400)
+        lockout_max = reader.integer("LOCKOUT_MAX_SECONDS", 900, minimum=1, maximum=86400)
+        # Browser login cookies carry `Secure` unless turned off for plain http (make run does).
+        cookie_secure = reader.flag("COOKIE_SECURE", True)
+        # Origins, besides the gateway's own, whose cookie logins, refreshes and logouts are accepted.
+        allowed_origins = reader.origins("ALLOWED_ORIGINS")
+        if lockout_base > lockout_max:
+            reader.problem("LOCKOUT_MAX_SECONDS", "must be at least AUTH_LOCKOUT_BASE_SECONDS")
         if rotation and rotation <= activation_delay:
             reader.problem("KEY_ROTATION_SECONDS", "must be 0 or longer than AUTH_KEY_ACTIVATION_DELAY_SECONDS")
 
@@ -79,4 +94,9 @@ class Settings:
             refresh_token_ttl_seconds=refresh_ttl,
             key_rotation_seconds=rotation,
             key_activation_delay_seconds=activation_delay,
+            lockout_threshold=lockout_threshold,
+            lockout_base_seconds=lockout_base,
+            lockout_max_seconds=lockout_max,
+            cookie_secure=cookie_secure,
+            allowed_origins=allowed_origins,
         )

@@ -3,11 +3,14 @@
 import os
 
 from jwtgate import logs
+from jwtgate import metrics
 from jwtgate import settings as env
 
 _reader = env.EnvReader(os.environ, "AUTH_")
 _data_dir = env.data_dir(os.environ)
 _run_dir = os.path.join(_data_dir, "run")
+# Before any import of prometheus_client: the workers' metrics go to files every worker shares.
+_metrics_dir = metrics.use_multiprocess_dir("auth_api")
 
 #
 # Server socket
@@ -73,8 +76,15 @@ _reader.finish()
 #
 # Server hooks
 #
-#   on_starting - gunicorn binds the unix socket but does not create its directory.
+#   on_starting - gunicorn binds the unix socket but does not create its directory; and the
+#                 metrics of an earlier run are dropped.
+#   child_exit  - a dead worker's live gauges are dropped; its counters stay in the totals.
 #
 def on_starting(server):
     if bind.startswith("unix:"):
         os.makedirs(os.path.dirname(bind[len("unix:"):]), exist_ok=True)
+    metrics.clean_multiprocess_dir(_metrics_dir)
+
+
+def child_exit(server, worker):
+    metrics.mark_worker_dead(worker.pid)

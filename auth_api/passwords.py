@@ -1,5 +1,8 @@
 """Password hashing with argon2id, and the policy for passwords an operator sets."""
 
+import functools
+import gzip
+import importlib.resources
 import secrets
 
 import argon2
@@ -31,9 +34,19 @@ def verify_dummy(password):
     return False
 
 
+@functools.cache
+def common_passwords():
+    """The shipped list of common passwords, lower case (data/COMMON-PASSWORDS-LICENSE.txt says whence)."""
+    data = importlib.resources.files("auth_api").joinpath("data/common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(data).decode("utf-8").split("\n")) - {""}
+
+
 def check_policy(password):
+    """The password, or ValueError saying why an operator may not set it (NIST SP 800-63B section 5.1.1.2)."""
     if len(password) < MIN_LENGTH:
         raise ValueError(f"password must be at least {MIN_LENGTH} characters")
+    if password.lower() in common_passwords():
+        raise ValueError("password is on the list of common passwords: choose another")
     return password
 
 

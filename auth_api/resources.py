@@ -6,6 +6,17 @@ import logging
 import falcon
 
 from auth_api import passwords
+from auth_api.cookies import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    clear_session_cookies,
+    cookie_value,
+    cross_site_request,
+    same_origin,
+    set_session_cookies,
+)
+from auth_api.limits import UNTHROTTLED
+from auth_api.metrics import count_login
 from auth_api.store import valid_username
 from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint
@@ -48,8 +59,11 @@ def read_json_body(req, max_bytes):
 
 
 def issue_tokens(resp, settings, keyring, clock, user, *, session_id, refresh_token, refresh_expires_in, event,
-                 reason=None):
-    """Answer with a new access token for user in session_id, and the session's refresh token."""
+                 reason=None, cookies=False):
+    """Answer with a new access token for user in session_id, and the session's refresh token.
+
+    With cookies, both go in HttpOnly cookies only: the body names neither, so no page script sees them.
+    """
     token, claims = mint_access_token(
         keyring, settings, subject=user.username, roles=user.roles, scope=user.scope, now=clock, session=session_id
     )
@@ -58,15 +72,21 @@ def issue_tokens(resp, settings, keyring, clock, user, *, session_id, refresh_to
         extra={"user": user.username, "result": "ok", "reason": reason, "kid": keyring.active.kid,
                "token_fp": fingerprint(token)},
     )
-    # `token` repeats access_token for clients of the original design, which read that name.
-    resp.media = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": claims["exp"] - claims["iat"],
-        "token": token,
-        "refresh_token": refresh_token,
-        "refresh_expires_in": refresh_expires_in,
-    }
+    if cookies:
+        set_session_cookies(resp, settings, access_token=token, access_lifetime=claims["exp"] - claims["iat"],
+                            refresh_token=refresh_token, refresh_lifetime=refresh_expires_in)
+        resp.media = {"cookie": True, "expires_in": claims["exp"] - claims["iat"],
+                      "refresh_expires_in": refresh_expires_in}
+    else:
+        # `token` repeats access_token for clients of the original design, which read that name.
+        resp.media = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": claims["exp"] - claims["iat"],
+            "token": token,
+            "refresh_token": refresh_token,
+            "refresh_expires_in": refresh_expires_in,
+        }
     # RFC 6749 section 5.1: a response carrying a token must not be stored by any cache.
     resp.cache_control = ["no-store"]
     resp.set_header("Pragma", "no-cache")
@@ -77,7 +97,11 @@ def _invalid_grant():
 
 
 class RefreshResource:
-    """POST /api/auth/refresh: a refresh token in, a new access token and a new refresh token out."""
+    """POST /api/auth/refresh: a refresh token in, a new access token and a new refresh token out.
+
+    The token comes from the body, or from the browser's refresh cookie when the body names none; then
+    the new tokens go back in cookies.
+    """
 
     def __init__(self, settings, *, store, keyring, sessions, clock):
         self._settings = settings
@@ -88,9 +112,16 @@ class RefreshResource:
 
     def on_post(self, req, resp):
         body = read_json_body(req, self._settings.max_body_bytes)
-        if not isinstance(body, dict) or not isinstance(body.get("refresh_token"), str):
+        if not isinstance(body, dict):
             raise _invalid_request("refresh_token is required and must be a string")
-        outcome, new_token = self._sessions.rotate(body["refresh_token"])
+        token, cookies = body.get("refresh_token"), False
+        if token is None and cookie_value(req, REFRESH_COOKIE) is not None:
+            token, cookies = cookie_value(req, REFRESH_COOKIE), True
+            if not same_origin(req, self._settings.allowed_origins):
+                raise cross_site_request()
+        if not isinstance(token, str):
+            raise _invalid_request("refresh_token is required and must be a string")
+        outcome, new_token = self._sessions.rotate(token)
         if outcome.status == "reused":
             logger.warning("refresh token reused: session revoked",
                            extra={"user": outcome.username, "result": "denied", "reason": "reused"})
@@ -101,11 +132,15 @@ class RefreshResource:
             raise _invalid_grant()
         issue_tokens(resp, self._settings, self._keyring, self._clock, user, session_id=outcome.session_id,
                      refresh_token=new_token, refresh_expires_in=outcome.expires_at - int(self._clock()),
-                     event="refresh")
+                     event="refresh", cookies=cookies)
 
 
 class LogoutResource:
-    """POST /api/auth/logout: ends the bearer token's session (and a refresh token's, if sent); 204."""
+    """POST /api/auth/logout: ends the bearer token's session (and a refresh token's, if sent); 204.
+
+    Without an Authorization header, the browser's cookies are the credential: a valid access cookie, or
+    a refresh cookie of the session, from the gateway's own origin. Either way the cookies are cleared.
+    """
 
     def __init__(self, settings, *, checker, sessions):
         self._settings = settings
@@ -113,33 +148,64 @@ class LogoutResource:
         self._sessions = sessions
 
     def on_post(self, req, resp):
-        try:
-            identity = self._checker.identity(req.get_header("Authorization"))
-        except TokenRejected as rejected:
-            raise falcon.HTTPUnauthorized(
-                code="invalid_token", description="A valid access token is required to log out",
-                challenges=['Bearer realm="jwtgate", error="invalid_token"'],
-            ) from rejected
+        access_cookie, refresh_cookie = cookie_value(req, ACCESS_COOKIE), cookie_value(req, REFRESH_COOKIE)
+        if req.get_header("Authorization") is None and (access_cookie or refresh_cookie):
+            identity, cookie_session = self._from_cookies(req, access_cookie, refresh_cookie)
+        else:
+            identity, cookie_session = self._from_header(req), None
         body = read_json_body(req, self._settings.max_body_bytes) if req.content_length else {}
         if not isinstance(body, dict):
             raise _invalid_request("The request body must be a JSON object")
-        self._sessions.revoke_access_token(identity.jti, identity.exp)
-        ended = {identity.sid, self._sessions.session_of(body.get("refresh_token"))} - {None}
-        for session_id in ended:
+        ended = {cookie_session, self._sessions.session_of(body.get("refresh_token"))}
+        if identity is not None:
+            self._sessions.revoke_access_token(identity.jti, identity.exp)
+            ended.add(identity.sid)
+        for session_id in ended - {None}:
             self._sessions.end(session_id)
-        logger.info("logout", extra={"user": identity.sub, "result": "ok"})
+        logger.info("logout", extra={"user": identity.sub if identity else None, "result": "ok"})
+        clear_session_cookies(resp, self._settings)
         resp.status = falcon.HTTP_204
+
+    def _from_header(self, req):
+        try:
+            return self._checker.identity(req.get_header("Authorization"))
+        except TokenRejected as rejected:
+            raise _logout_refused() from rejected
+
+    def _from_cookies(self, req, access_cookie, refresh_cookie):
+        """(Identity or None, session id or None) from the cookies; one of them must hold."""
+        if not same_origin(req, self._settings.allowed_origins):
+            raise cross_site_request()
+        identity = None
+        if access_cookie:
+            try:
+                identity = self._checker.token_identity(access_cookie)
+            except TokenRejected:
+                # An expired access cookie still lets its refresh cookie end the session.
+                pass
+        session_id = self._sessions.session_of(refresh_cookie)
+        if identity is None and session_id is None:
+            raise _logout_refused()
+        return identity, session_id
+
+
+def _logout_refused():
+    return falcon.HTTPUnauthorized(
+        code="invalid_token", description="A valid access token is required to log out",
+        challenges=['Bearer realm="jwtgate", error="invalid_token"'],
+    )
 
 
 class LoginResource:
     """POST /api/auth/login: a username and password in, an access token out."""
 
-    def __init__(self, settings, *, store, keyring, sessions, clock):
+    def __init__(self, settings, *, store, keyring, sessions, clock, throttle=UNTHROTTLED):
         self._settings = settings
         self._store = store
         self._keyring = keyring
         self._sessions = sessions
         self._clock = clock
+        self._throttle = throttle
 
     def on_post(self, req, resp):
         body = read_json_body(req, self._settings.max_body_bytes)
@@ -148,7 +214,16 @@ class LoginResource:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise _invalid_request("username and password are required and must be strings")
+        cookies = body.get("cookie", False)
+        if not isinstance(cookies, bool):
+            raise _invalid_request("cookie must be true or false")
+        if cookies and not same_origin(req, self._settings.allowed_origins):
+            raise cross_site_request()
 
+        # Charged before the password is checked, known user or not (auth_api.limits).
+        locked_for = self._throttle.attempt(username)
+        if locked_for:
+            raise self._denied(username, "locked", retry_after=locked_for)
         user = self._store.get_user(username)
         if user is None:
             passwords.verify_dummy(password)
@@ -158,20 +233,26 @@ class LoginResource:
             raise self._denied(username, "wrong_password")
         if user.disabled:
             raise self._denied(username, "disabled")
-        self._issue(resp, user)
+        self._throttle.succeeded(username)
+        self._issue(resp, user, cookies=cookies)
 
-    def _denied(self, username, reason):
+    def _denied(self, username, reason, retry_after=None):
         logger.info(
             "login",
             extra={"user": username if valid_username(username) else None, "result": "denied", "reason": reason},
         )
+        count_login(reason)
         # No WWW-Authenticate challenge: the credentials travel in the body, which no HTTP auth scheme describes.
-        return falcon.HTTPUnauthorized(code="invalid_credentials", description=INVALID_CREDENTIALS)
+        # A locked name, existing or not, gets the same answer plus when to try again.
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return falcon.HTTPUnauthorized(code="invalid_credentials", description=INVALID_CREDENTIALS, headers=headers)
 
-    def _issue(self, resp, user, reason=None):
+    def _issue(self, resp, user, reason=None, cookies=False):
         session_id, refresh_token, refresh_lifetime = self._sessions.start(user.username)
         issue_tokens(resp, self._settings, self._keyring, self._clock, user, session_id=session_id,
-                     refresh_token=refresh_token, refresh_expires_in=refresh_lifetime, event="login", reason=reason)
+                     refresh_token=refresh_token, refresh_expires_in=refresh_lifetime, event="login", reason=reason,
+                     cookies=cookies)
+        count_login(reason or "ok")
 
 
 class DemoLoginResource(LoginResource):

@@ -46,6 +46,16 @@ MIGRATIONS = (
     )
     """,
     "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id)",
+    # Failed logins per account name (auth_api.limits): the key is the name's SHA-256, known user or not.
+    """
+    CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure_at INTEGER NOT NULL,
+        locked_until INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    "CREATE INDEX login_failures_last ON login_failures (last_failure_at)",
 )
 
 BUSY_TIMEOUT_MS = 5000

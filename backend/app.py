@@ -1,11 +1,14 @@
-"""The sample backend: public and protected routes, no JWT code at all."""
+"""The sample backend: public and protected routes trusting the identity headers Nginx sets."""
 
 import logging.config
 import os
 
 import falcon
 
+from backend.assertion import AssertionChecker, AssertionRejected
+from backend.config import Settings
 from jwtgate.logs import logconfig_dict
+from jwtgate.request_id import RequestIdMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,10 @@ class Public:
 
 
 class Protected:
-    """Every path under /api/protected/, /api/admin/ and /api/orders/: echoes the identity Nginx passed."""
+    """Every path under the protected prefixes: echoes the identity Nginx passed."""
+
+    def __init__(self, assertions=None):
+        self._assertions = assertions
 
     def on_get(self, req, resp, rest=""):
         user_id = req.get_header("X-User-Id")
@@ -30,6 +36,13 @@ class Protected:
             # Reaching here without an identity means the gateway was bypassed
             # or misconfigured: refuse rather than serve anonymous data.
             raise falcon.HTTPUnauthorized(title="Missing gateway identity")
+        if self._assertions is not None:
+            try:
+                self._assertions.check(req.get_header("X-Jwtgate-Assertion"), method=req.method, path=req.path,
+                                       user_id=user_id)
+            except AssertionRejected as rejected:
+                log.warning("assertion rejected", extra={"reason": str(rejected), "path": req.path})
+                raise falcon.HTTPUnauthorized(title="Missing or invalid gateway assertion") from None
         resp.media = {
             "message": "Protected route: Hello user",
             "userId": user_id,
@@ -61,9 +74,10 @@ class RequestLog:
         )
 
 
-def create_app():
-    app = falcon.App(middleware=[RequestLog()])
-    public, protected = Public(), Protected()
+def create_app(assertions=None):
+    # RequestIdMiddleware first: its process_response, which forgets the id, runs last.
+    app = falcon.App(middleware=[RequestIdMiddleware(), RequestLog()])
+    public, protected = Public(), Protected(assertions)
     app.add_route("/api/public", public)
     app.add_route("/api/public/", public)
     for prefix in ("/api/protected", "/api/admin", "/api/orders", "/api/tenant"):
@@ -75,5 +89,9 @@ def create_app():
 
 def get_app():
     """Entry point for gunicorn."""
-    logging.config.dictConfig(logconfig_dict("backend", os.environ.get("BACKEND_LOG_LEVEL", "info")))
-    return create_app()
+    settings = Settings.from_env(os.environ)
+    logging.config.dictConfig(logconfig_dict("backend", settings.log_level))
+    assertions = None
+    if settings.assertion_audience:
+        assertions = AssertionChecker(settings.assertion_jwks_file, settings.assertion_audience)
+    return create_app(assertions)

@@ -41,6 +41,7 @@ def main(argv=None):
     print(f"  admin:     {stack.url}/api/admin/  (role admin)   orders: {stack.url}/api/orders/  "
           "(GET orders:read, else orders:write)")
     print(f"  jwks:      {stack.url}/.well-known/jwks.json")
+    print(f"  browser:   {stack.url}/login/  (sign in there; protected pages redirect to it)")
     print(f"  logs:      {stack.log_dir}")
     for username, password in credentials:
         print(f"demo user:\nusername: {username}\npassword: {password}")

@@ -5,6 +5,8 @@ import json
 import logging
 import time
 
+from jwtgate.request_id import current as current_request_id
+
 # Only these `extra=` fields reach the log line; anything else passed by mistake is dropped.
 ALLOWED_FIELDS = (
     "service",
@@ -55,6 +57,8 @@ class JsonFormatter(logging.Formatter):
             value = record.__dict__.get(field)
             if value is not None:
                 line[field] = value
+        if "request_id" not in line and current_request_id.get() is not None:
+            line["request_id"] = current_request_id.get()
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: messages and tracebacks may quote request data.
             line["error"] = record.exc_info[0].__name__

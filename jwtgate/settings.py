@@ -1,8 +1,10 @@
 """Reading settings from the environment, collecting every problem before failing once."""
 
 import os
+import re
 
 REQUIRED = object()
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -91,6 +93,14 @@ class EnvReader:
         except OSError as error:
             self.problems.append((self.name(f"{key}_FILE"), f"cannot be read: {error.strerror}"))
             return None
+
+    def origins(self, key):
+        """A space-separated list of `scheme://host[:port]` origins (RFC 6454), empty by default."""
+        values = self.text(key, "").split()
+        for origin in values:
+            if not _ORIGIN.fullmatch(origin):
+                self.problems.append((self.name(key), f"{origin[:60]!r} is not scheme://host[:port]"))
+        return frozenset(values)
 
     def problem(self, key, why):
         self.problems.append((self.name(key), why))

@@ -94,6 +94,9 @@ class Stack:
             env.setdefault("VALIDATOR_VERDICT_MAX_AGE_SECONDS", "5")
         env["JWTGATE_DATA_DIR"] = str(self.data_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # Plain http here: browsers keep a `Secure` cookie from http://127.0.0.1 or localhost only, so a
+        # JWTGATE_LISTEN on any other address would lose the login cookies.
+        env.setdefault("AUTH_COOKIE_SECURE", "0")
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
             env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
             env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))
@@ -159,6 +162,8 @@ class Stack:
         return {
             "NGINX_LISTEN": self.listen,
             "NGINX_SNIPPETS_DIR": str(self.snippets_dir),
+            # The login page (nginx/html/login/), static files Nginx serves itself.
+            "NGINX_HTML_DIR": str(NGINX_DIR / "html"),
             "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
             "NGINX_AUTH_API_ADDR": f"unix:{self.socket('auth_api')}",
             "NGINX_BACKEND_ADDR": f"unix:{self.socket('backend')}",
@@ -166,6 +171,11 @@ class Stack:
             "NGINX_ERROR_LOG": str(self.log_path("nginx-error")),
             "NGINX_PREFIX": str(self.nginx_prefix),
             "NGINX_WORKER_PROCESSES": self.environ.get("NGINX_WORKER_PROCESSES", "1"),
+            "NGINX_CORS_ORIGIN_REGEX": self.environ.get("NGINX_CORS_ORIGIN_REGEX", "^$"),
+            # Prometheus' listener: internal only. A unix socket unless an address is asked for,
+            # so several stacks (the tests start a few) never fight over a port.
+            "NGINX_METRICS_LISTEN": self.environ.get("JWTGATE_METRICS_LISTEN")
+            or f"unix:{self.run_dir / 'metrics.sock'}",
             # As root, Nginx would switch its workers to `nobody`, who cannot open
             # the sockets in our private data directory.
             "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",

@@ -15,7 +15,8 @@ from validator import metrics
 from validator.keys import JwksSource, StaticKeys
 from validator.limits import JsonDepthLimit
 from jwtgate.revocation import SqliteRevocationStore
-from validator.resources import Health, Verify, challenge
+from validator.assertion import AssertionSigner, load_or_create_key
+from validator.resources import AssertionKeys, Health, Verify, challenge
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
 from validator.tokens import Policy
 from validator.verifier import Verifier
@@ -71,7 +72,15 @@ def make_revocations(settings):
     )
 
 
-def create_app(settings, *, keys, revocations=None, clock=time.time):
+def make_assertions(settings, clock=time.time):
+    """The assertion signer when VALIDATOR_ASSERTION_AUDIENCE is set, else None."""
+    if not settings.assertion_audience:
+        return None
+    return AssertionSigner(load_or_create_key(settings.assertion_key_dir), audience=settings.assertion_audience,
+                           ttl=settings.assertion_ttl_seconds, clock=clock)
+
+
+def create_app(settings, *, keys, revocations=None, assertions=None, clock=time.time):
     """Build the app from settings and collaborators (tests pass their own keys, revocations and clock)."""
     revocations = NoRevocations() if revocations is None else revocations
     policy = Policy(
@@ -86,7 +95,10 @@ def create_app(settings, *, keys, revocations=None, clock=time.time):
     app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
     app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes,
                                     claim_headers=settings.claim_headers, allowed_origins=settings.allowed_origins,
-                                    verdict_max_age=settings.verdict_max_age_seconds, clock=clock))
+                                    verdict_max_age=settings.verdict_max_age_seconds, assertions=assertions,
+                                    clock=clock))
+    if assertions is not None:
+        app.add_route("/assertion-jwks.json", AssertionKeys(assertions))
     app.add_route("/healthz", Health(keys))
     app.add_route("/metrics", metrics.Metrics())
     app.add_middleware([metrics.VerifyMetrics(cache, keys),
@@ -107,4 +119,5 @@ def get_app():
     """Entry point for gunicorn: settings from the environment."""
     settings = Settings.from_env(os.environ)
     logging.config.dictConfig(logconfig_dict("validator", settings.log_level))
-    return create_app(settings, keys=make_keys(settings), revocations=make_revocations(settings))
+    return create_app(settings, keys=make_keys(settings), revocations=make_revocations(settings),
+                      assertions=make_assertions(settings))

@@ -39,6 +39,9 @@ class Settings:
     realm: str = "jwtgate"
     log_level: str = "info"
     allowed_origins: frozenset = frozenset()
+    assertion_audience: str = ""
+    assertion_ttl_seconds: int = 30
+    assertion_key_dir: str = ""
     claim_headers: tuple = tuple(tuple(pair.split(":")) for pair in DEFAULT_CLAIM_HEADERS.split())
 
     @classmethod
@@ -100,6 +103,9 @@ class Settings:
             log_level=env.text("LOG_LEVEL", "info", choices={"debug", "info", "warning", "error"}),
             claim_headers=tuple(claim_headers),
             allowed_origins=frozenset(allowed_origins),
+            assertion_audience=env.text("ASSERTION_AUDIENCE", "", max_length=256),
+            assertion_ttl_seconds=env.integer("ASSERTION_TTL_SECONDS", 30, minimum=5, maximum=300),
+            assertion_key_dir=env.text("ASSERTION_KEY_DIR", os.path.join(data_dir(environ), "assertion")),
         )
         env.finish()
         return settings

@@ -14,7 +14,7 @@ import falcon
 
 from jwtgate import request_id
 from jwtgate.logs import fingerprint
-from validator.resources import bearer_token, challenge
+from validator.resources import challenge, request_token
 from validator.tokens import TokenRejected
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class JsonDepthLimit:
         if req.path != "/verify":
             return
         try:
-            token = bearer_token(req.get_header("Authorization"), self._max_token_bytes)
+            # The token /verify will check: the Authorization header's, or the access-token cookie's.
+            token, _ = request_token(req, self._max_token_bytes)
         except TokenRejected:
             return  # the resource refuses it with the right reason
         if not token_too_deep(token, self._limit):

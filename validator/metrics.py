@@ -153,7 +153,7 @@ class Metrics:
     """GET /metrics: every worker's metrics (reached only through Nginx's internal metrics listener)."""
 
     async def on_get(self, req, resp):
-        content_type, body = await asyncio.to_thread(exposition)
+        content_type, body = await asyncio.to_thread(exposition, req.get_header("Accept"))
         resp.content_type = content_type
         resp.data = body
         resp.set_header("Cache-Control", "no-store")

@@ -86,13 +86,14 @@ class Verify:
     """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
 
     def __init__(self, verifier, keys, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
-                 verdict_max_age=0, clock=time.time):
+                 verdict_max_age=0, assertions=None, clock=time.time):
         self._verifier = verifier
         self._keys = keys
         self._realm = realm
         self._max_token_bytes = max_token_bytes
         self._claim_headers = claim_headers
         self._allowed_origins = allowed_origins
+        self._assertions = assertions
         self._verdict_max_age = verdict_max_age
         self._clock = clock
         self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
@@ -131,6 +132,9 @@ class Verify:
         resp.status = falcon.HTTP_200
         for claim, header in self._claim_headers:
             resp.set_header(header, ",".join(identity.values(claim)))
+        if self._assertions is not None:
+            method, uri = req.get_header("X-Original-Method", default=""), req.get_header("X-Original-URI", default="")
+            resp.set_header("X-Jwtgate-Assertion", self._assertions.sign(identity, method, uri))
         # Only an allowed verdict may be stored, and only by the optional Nginx micro-cache.
         resp.set_header("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
                         if self._verdict_max_age else "no-store")
@@ -173,6 +177,16 @@ class Verify:
     def _request_id(req):
         value = req.get_header("X-Request-Id")
         return value if value and _REQUEST_ID.fullmatch(value) else None
+
+
+class AssertionKeys:
+    """GET /assertion-jwks.json: the public key backends verify assertions with."""
+
+    def __init__(self, signer):
+        self._document = signer.jwks()
+
+    async def on_get(self, req, resp):
+        resp.media = self._document
 
 
 class Health:

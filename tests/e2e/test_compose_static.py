@@ -169,6 +169,7 @@ def test_gateway_renders_our_template_with_the_images_envsubst(compose, tmp_path
     assert gateway["volumes"] == [
         "./nginx/templates/gateway.conf.template:/etc/nginx/templates/gateway.conf.template:ro",
         f"./nginx/snippets:{environment['NGINX_SNIPPETS_DIR']}:ro",
+        f"./nginx/html:{environment['NGINX_HTML_DIR']}:ro",
     ]
 
 
@@ -322,12 +323,16 @@ def _b64url(segment):
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def test_newman_is_pinned_with_a_lockfile():
+def test_newman_and_playwright_are_pinned_with_a_lockfile():
+    pinned = {"newman": "6.2.2", "playwright-core": "1.65.1"}
     package = json.loads((ROOT / "package.json").read_text())
-    assert package["devDependencies"] == {"newman": "6.2.2"} and "dependencies" not in package
+    assert package["devDependencies"] == pinned and "dependencies" not in package
     lock = json.loads((ROOT / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/newman"]["version"] == "6.2.2"
-    assert lock["packages"][""]["devDependencies"] == {"newman": "6.2.2"}
+    for name, version in pinned.items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+    assert lock["packages"][""]["devDependencies"] == pinned
+    # playwright-core never downloads a browser: the tests drive Debian's chromium.
+    assert "playwright\"" not in (ROOT / "package-lock.json").read_text()
 
 
 def test_make_e2e_runs_newman_from_node_modules_with_a_junit_report():

@@ -42,7 +42,8 @@ def test_auth_api_down_keeps_tokens_valid(faulty):
         response = faulty.client.get("/api/protected/", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200
         login = faulty.client.post("/api/auth/login", json={"username": "demo", "password": "x" * 12})
-        assert login.status_code == 502
+        assert login.status_code == 503
+        assert login.json() == {"error": "auth_unavailable", "message": "Authentication service unavailable"}
     finally:
         faulty.stack.start_process("auth_api")
     time.sleep(0.1)

@@ -1,0 +1,49 @@
+-- wrk script for bench/run.py. Environment:
+--   BENCH_TOKENS      a file of tokens, one a line: each request sends the next one
+--   BENCH_FLOOD       "prefix|suffix": each request sends a new token, prefix..%010d..suffix
+--   BENCH_STOP_AFTER  after this many responses, stop and create the file BENCH_DONE_FILE
+--                     (wrk itself waits out -d; run.py then ends it early with SIGINT)
+-- done() prints one line, "BENCH {json}", that run.py reads.
+local tokens_path = os.getenv("BENCH_TOKENS")
+local flood = os.getenv("BENCH_FLOOD")
+local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "")
+local i = 0
+
+if tokens_path then
+  local tokens, count = {}, 0
+  for line in io.lines(tokens_path) do
+    count = count + 1
+    tokens[count] = "Bearer " .. line
+  end
+  request = function()
+    i = i % count + 1
+    return wrk.format(nil, nil, { Authorization = tokens[i] })
+  end
+elseif flood then
+  local prefix, suffix = flood:match("^([^|]*)|(.*)$")
+  request = function()
+    i = i + 1
+    return wrk.format(nil, nil, { Authorization = string.format("Bearer %s%010d%s", prefix, i, suffix) })
+  end
+end
+
+if stop_after then
+  local seen = 0
+  response = function()
+    seen = seen + 1
+    if seen == stop_after then
+      io.open(os.getenv("BENCH_DONE_FILE"), "w"):close()
+      wrk.thread:stop()
+    end
+  end
+end
+
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"non_2xx":%d,"socket_errors":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end

@@ -1,0 +1,28 @@
+"""`bench/run.py --tiny` runs end to end and writes results.json with every scenario (no timings asserted)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk); make bench runs it")
+def test_tiny_bench_writes_every_scenario(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench.run", "--tiny", "--out", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=100)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    names = {row["scenario"] for row in results["table"]}
+    assert names == {"no-auth", "floor", "one-token", "tokens-200", "invalid", "micro-cache", "tokens-2k"}
+    for row in results["table"]:
+        assert row["rps"] > 0 and row["socket_errors"] == 0, row
+        # Every protected scenario with valid tokens got the static file; invalid ones got only 401s.
+        assert (row["non_2xx"] > 0) == (row["scenario"] == "invalid"), row
+    assert results["machine"]["cores"] >= 1 and "nginx" in results["machine"]["nginx"]

@@ -1,0 +1,94 @@
+"""The optional Nginx verdict micro-cache (JWTGATE_VERDICT_CACHE=1) through the real stack."""
+
+import json
+import time
+
+import pytest
+
+from jwtgate.logs import fingerprint
+from tests.conftest import start_stack
+from tests.minting import RsaSigner, claims, rs256
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory):
+    # Debug logging makes the validator log every allowed verdict, so the tests can
+    # count which requests reached it; leeway 0 so exp is the exact end.
+    running = start_stack(tmp_path_factory, "verdict-cache", JWTGATE_VERDICT_CACHE="1", VALIDATOR_LOG_LEVEL="debug",
+                          VALIDATOR_LEEWAY_SECONDS="0", VALIDATOR_VERDICT_MAX_AGE_SECONDS="10")
+    kid = running.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
+    running.signer = RsaSigner.from_pem(running.private_key_pem(), kid)
+    yield running
+    running.close()
+
+
+def checks(running, token):
+    """How many times the validator itself judged `token` (cache hits never reach it)."""
+    count = 0
+    for line in running.stack.log_path("validator").read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("token_fp") == fingerprint(token) and record.get("event", "").startswith("verify "):
+            count += 1
+    return count
+
+
+def get(running, path, token):
+    return running.client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_each_cached_verdict_restores_its_own_identity(cached):
+    now = time.time()
+    alice = rs256(cached.signer, claims(now, sub="alice", roles=["user"], scope="orders:read"))
+    bob = rs256(cached.signer, claims(now, sub="bob", roles=["admin", "support"], scope="orders:write"))
+    for _ in range(4):
+        for token, user, roles, scopes in ((alice, "alice", ["user"], ["orders:read"]),
+                                           (bob, "bob", ["admin", "support"], ["orders:write"])):
+            response = get(cached, "/api/protected/", token)
+            assert response.status_code == 200
+            body = response.json()
+            assert (body["userId"], body["roles"], body["scopes"]) == (user, roles, scopes)
+    # Four requests each, but the validator saw fewer: the rest were cache hits,
+    # and they still carried the right user.
+    assert 1 <= checks(cached, alice) < 4
+    assert 1 <= checks(cached, bob) < 4
+    assert [user for _, path, user in cached.backend_hits() if path == "/api/protected/"][-8:] == ["alice", "bob"] * 4
+
+
+def test_a_cached_allow_does_not_open_a_location_with_requirements(cached):
+    now = time.time()
+    token = rs256(cached.signer, claims(now, sub="carol", roles=["user"]))
+    assert get(cached, "/api/protected/", token).status_code == 200
+    for _ in range(3):
+        assert get(cached, "/api/admin/", token).status_code == 403
+    # The 200 of /api/protected/ was not reused, and the 403s were not stored.
+    assert checks(cached, token) == 4
+
+
+def test_refusals_are_not_cached(cached):
+    now = time.time()
+    good = rs256(cached.signer, claims(now, sub="dave"))
+    other = rs256(cached.signer, claims(now, sub="mallory"))
+    forged = good[: good.rindex(".")] + other[other.rindex("."):]
+    for _ in range(3):
+        response = get(cached, "/api/protected/", forged)
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_signature"
+    assert checks(cached, forged) == 3
+
+
+def test_a_cached_token_is_refused_after_its_exp(cached):
+    now = time.time()
+    token = rs256(cached.signer, claims(now, sub="erin", iat=int(now) - 60, exp=int(now) + 5))
+    first, second = get(cached, "/api/protected/", token), get(cached, "/api/protected/", token)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json()["userId"] == "erin"
+    assert checks(cached, token) == 1, "the second answer should have come from the micro-cache"
+    time.sleep(max(0.0, int(now) + 5 - time.time()) + 0.2)
+    response = get(cached, "/api/protected/", token)
+    assert response.status_code == 401
+    assert response.json()["error"] == "expired"

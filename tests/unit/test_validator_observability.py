@@ -1,0 +1,190 @@
+"""The validator's metrics and JSON depth limit in-process, and the request id in every log line."""
+
+import asyncio
+import json
+import logging
+
+import falcon
+import falcon.testing
+import pytest
+from prometheus_client import REGISTRY
+
+from jwtgate import request_id
+from jwtgate.logs import JsonFormatter
+from tests.fakes import FakeClock
+from tests.minting import RsaSigner, b64, claims, header, rs256
+from validator import metrics
+from validator.app import create_app
+from validator.config import Settings
+from validator.keys import JwksSource
+from validator.limits import MAX_JSON_DEPTH, exceeds_depth, token_too_deep
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return RsaSigner(kid="key-1")
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def client(signer, clock):
+    document = json.dumps({"keys": [signer.jwk]}).encode()
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, document), clock=clock)
+    asyncio.run(keys.refresh())
+    return falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, clock=clock))
+
+
+def verify(client, token):
+    return client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# --- JSON depth -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, depth", [
+    (b"{}", 1), (b'{"a": [1, {"b": []}]}', 4), (b"[" * 10 + b"]" * 10, 10), (b"[" * 11, 11),
+    (b'{"a": "[[[[[[[[[[[[[[[[[[[[[["}', 1), (b'{"a": "\\"[[[[[[[[[[[[[[[["}', 1),
+    (b'{"a": "\\\\", "b": ' + b"[" * 10 + b"]" * 10 + b"}", 11),
+])
+def test_depth_counts_brackets_outside_strings(text, depth):
+    assert exceeds_depth(text, depth) is False
+    assert exceeds_depth(text, depth - 1) is True
+
+
+def test_garbage_is_left_to_the_parser():
+    assert token_too_deep("no-dots") is False
+    assert token_too_deep("!!!.???.x") is False
+
+
+def test_a_deep_token_is_malformed_before_its_signature_is_checked(client, signer, clock):
+    nested = json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    result = verify(client, rs256(signer, claims(clock(), deep=nested)))
+    assert result.status_code == 401
+    assert result.headers["X-Auth-Error"] == "malformed"
+    assert result.headers["WWW-Authenticate"] == (
+        'Bearer realm="jwtgate", error="invalid_token", error_description="Malformed token"')
+    # One level less is fine; so is a deep header that an attacker made up (refused as malformed too).
+    assert verify(client, rs256(signer, claims(clock(), deep=nested[0]))).status_code == 200
+    forged = f"{b64(json.dumps(header(signer)))}.{b64('[' * 50 + ']' * 50)}.c2ln"
+    assert verify(client, forged).headers["X-Auth-Error"] == "malformed"
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def test_verify_results_latency_and_cache_are_counted(client, signer, clock):
+    token = rs256(signer, claims(clock()))
+    before = {name: sample(name) for name in ("validator_cache_hits_total", "validator_cache_misses_total",
+                                               "validator_verify_duration_seconds_count")}
+    allowed, malformed = (sample("validator_verify_requests_total", result=r) for r in ("allowed", "malformed"))
+    for _ in range(3):
+        assert verify(client, token).status_code == 200
+    assert verify(client, "x.y.z").status_code == 401
+    client.simulate_get("/healthz")
+    assert sample("validator_verify_requests_total", result="allowed") == allowed + 3
+    assert sample("validator_verify_requests_total", result="malformed") == malformed + 1
+    assert sample("validator_verify_duration_seconds_count") == before["validator_verify_duration_seconds_count"] + 4
+    assert sample("validator_cache_hits_total") == before["validator_cache_hits_total"] + 2
+    assert sample("validator_cache_misses_total") == before["validator_cache_misses_total"] + 2
+
+
+def test_metrics_endpoint_speaks_prometheus(client):
+    result = client.simulate_get("/metrics")
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "validator_verify_requests_total" in result.text
+    # What Prometheus itself asks for first.
+    openmetrics = client.simulate_get("/metrics", headers={
+        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"})
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert openmetrics.text.rstrip().endswith("# EOF")
+
+
+def test_jwks_observer_counts_failures_and_ages():
+    now = [100.0]
+    replies = iter([OSError("refused"), (500, b"oops"), (200, b"not json"), (200, b'{"keys": []}')])
+
+    def fetch(url, **_):
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    observer = metrics.JwksFetchObserver(fetch, clock=lambda: now[0])
+    failures = sample("validator_jwks_fetch_failures_total")
+    with pytest.raises(OSError):
+        observer("u")
+    observer("u")
+    observer("u")
+    assert observer.age() is None
+    observer("u")
+    now[0] += 7
+    assert observer.age() == 7
+    assert sample("validator_jwks_fetch_failures_total") == failures + 3
+
+
+def test_gauges_report_cache_size_keys_and_jwks_age():
+    class Cache:
+        def __len__(self):
+            return 4
+
+    observer = metrics.JwksFetchObserver(lambda url, **_: (200, b'{"keys": []}'), clock=lambda: 50.0)
+    observer("u")
+    metrics.VerifyMetrics(Cache(), [1, 2], jwks=observer).update_gauges()
+    assert sample("validator_cache_entries") == 4
+    assert sample("validator_jwks_keys") == 2
+    assert sample("validator_jwks_age_seconds") == 0
+
+
+# --- request id -----------------------------------------------------------------------------
+
+
+def _record():
+    return logging.LogRecord("t", logging.INFO, __file__, 1, "event", None, None)
+
+
+def test_log_lines_carry_the_current_request_id():
+    formatter = JsonFormatter("svc")
+    token = request_id.current.set("0123abcd")
+    try:
+        assert json.loads(formatter.format(_record()))["request_id"] == "0123abcd"
+        record = _record()
+        record.request_id = "explicit"
+        assert json.loads(formatter.format(record))["request_id"] == "explicit"
+    finally:
+        request_id.current.reset(token)
+    assert "request_id" not in json.loads(formatter.format(_record()))
+
+
+@pytest.mark.parametrize("value, logged", [("4f9a0c", "4f9a0c"), ("x" * 65, None), ("a b", None),
+                                           ("id\r\nforged", None), (None, None)])
+def test_the_wsgi_middleware_sets_and_forgets_the_id(value, logged):
+    seen = []
+
+    class Probe:
+        def on_get(self, req, resp):
+            seen.append(request_id.current.get())
+
+    app = falcon.App(middleware=[request_id.RequestIdMiddleware()])
+    app.add_route("/", Probe())
+    headers = {} if value is None else {"X-Request-Id": value}
+    falcon.testing.TestClient(app).simulate_get("/", headers=headers)
+    assert seen == [logged]
+    assert request_id.current.get() is None
+
+
+def test_a_deep_token_in_the_cookie_is_malformed_too(client, signer, clock):
+    nested = json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    token = rs256(signer, claims(clock(), deep=nested))
+    result = client.simulate_get("/verify", headers={"X-Jwtgate-Cookie-Token": token})
+    assert result.status_code == 401 and result.headers["X-Auth-Error"] == "malformed"
