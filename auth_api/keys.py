@@ -1,14 +1,11 @@
 """Signing keys: RS256 key files under <data_dir>/keys/, or one HS256 shared secret."""
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +13,8 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwk
+
+from jwtgate.files import locked, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -72,39 +71,6 @@ def _ensure_directory(directory):
     os.chmod(directory, 0o700)
 
 
-@contextlib.contextmanager
-def _locked(directory):
-    """Hold an exclusive flock on <directory>/.lock: gunicorn workers may all start at once."""
-    descriptor = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
-
-
-def _write_private(path, data):
-    """Write data to path atomically, the file being 0600 from its first byte."""
-    directory = os.path.dirname(path)
-    temporary = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory_descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_descriptor)
-    finally:
-        os.close(directory_descriptor)
-
-
 def generate_key(directory, *, clock=time.time):
     """Write a new RSA key that becomes the newest, so the active one; the caller holds the lock."""
     private = rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=RSA_KEY_BITS)
@@ -117,7 +83,7 @@ def generate_key(directory, *, clock=time.time):
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_private(os.path.join(directory, f"{created:010d}-{kid}.pem"), pem)
+    write_atomically(os.path.join(directory, f"{created:010d}-{kid}.pem"), pem)
     logger.info("signing key generated", extra={"kid": kid})
     return kid
 
@@ -127,7 +93,7 @@ def ensure_key(directory, *, clock=time.time):
     _ensure_directory(directory)
     if key_files(directory):
         return
-    with _locked(directory):
+    with locked(directory):
         # Another process may have generated it while this one waited for the lock.
         if not key_files(directory):
             generate_key(directory, clock=clock)
@@ -162,7 +128,7 @@ def rotate(directory, *, activation_delay, retention, clock=time.time):
     access token lifetime plus margin): every token it signed has expired by then.
     """
     _ensure_directory(directory)
-    with _locked(directory):
+    with locked(directory):
         kid = generate_key(directory, clock=clock)
         _prune(directory, activation_delay=activation_delay, retention=retention, now=clock())
     return kid
@@ -170,7 +136,7 @@ def rotate(directory, *, activation_delay, retention, clock=time.time):
 
 def rotate_if_due(directory, *, every, activation_delay, retention, clock=time.time):
     """Rotate when the newest key is older than `every` seconds; several workers may call this at once."""
-    with _locked(directory):
+    with locked(directory):
         names = key_files(directory)
         if names and clock() - _created(names[-1]) < every:
             return None

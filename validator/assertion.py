@@ -7,8 +7,6 @@ URI as Nginx saw them. The key pair lives in the data directory: the private key
 """
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -18,6 +16,8 @@ import time
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwk, jws
+
+from jwtgate.files import locked, write_atomically
 
 ASSERTION_TYPE = "jwtgate-assertion+jwt"
 ISSUER = "jwtgate-gateway"
@@ -38,36 +38,18 @@ def public_jwk(public_key):
     return {**members, "use": "sig", "alg": "ES256", "kid": _b64(hashlib.sha256(canonical).digest())}
 
 
-@contextlib.contextmanager
-def _locked(directory):
-    descriptor = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
-
-
-def _write(path, data, mode):
-    temporary = f"{path}.tmp-{secrets.token_hex(4)}"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
-
-
 def load_or_create_key(directory):
     """The private key in directory, made (with its public JWKS) by the first worker to ask."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, PRIVATE_FILE)
-    with _locked(directory):
+    with locked(directory):
         if not os.path.exists(path):
             private = ec.generate_private_key(ec.SECP256R1())
             pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
-            _write(path, pem, 0o600)
+            write_atomically(path, pem)
             document = {"keys": [public_jwk(private.public_key())]}
-            _write(os.path.join(directory, JWKS_FILE), json.dumps(document, indent=2).encode(), 0o644)
+            write_atomically(os.path.join(directory, JWKS_FILE), json.dumps(document, indent=2).encode(), 0o644)
         with open(path, "rb") as handle:
             return serialization.load_pem_private_key(handle.read(), password=None)
 

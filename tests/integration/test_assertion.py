@@ -76,7 +76,8 @@ def test_the_stacks_own_assertion_is_accepted_directly(asserted, backend):
     assert direct(backend, sign(asserted, sub="demo")).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["missing", "other key", "other key, our kid", "expired", "future", "other audience", "other method",
+@pytest.mark.parametrize("case", ["missing", "other key", "other key, our kid", "expired", "future", "other audience",
+                                  "other method",
                                   "other path", "other user", "garbage", "hs256"])
 def test_backend_refuses_requests_without_a_valid_assertion(asserted, backend, case):
     other = ec.generate_private_key(ec.SECP256R1())

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.minting import RsaSigner, claims, header, rs256
+from tests.minting import RsaSigner, claims, rs256
 
 pytestmark = pytest.mark.integration
 

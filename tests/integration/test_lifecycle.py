@@ -157,7 +157,8 @@ def test_key_rotation_under_load_fails_no_valid_request(lifecycle):
         while not stop.is_set():
             token = login_body(lifecycle)["access_token"]
             for sent in (token, old_token):
-                status = lifecycle.client.get("/api/protected/", headers={"Authorization": f"Bearer {sent}"}).status_code
+                headers = {"Authorization": f"Bearer {sent}"}
+                status = lifecycle.client.get("/api/protected/", headers=headers).status_code
                 with lock:
                     if status == 200:
                         results["ok"] += 1

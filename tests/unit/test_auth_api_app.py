@@ -16,6 +16,7 @@ from auth_api.keys import KeyRing
 from auth_api.store import UserStore
 from jwtgate.logs import JsonFormatter, fingerprint
 from jwtgate.revocation import SqliteRevocationStore
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -26,17 +27,6 @@ PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}
 
 
-class FakeClock:
-    def __init__(self, now=1_700_000_000.6):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def tick(self, seconds):
-        self.now += seconds
-
-
 @pytest.fixture(scope="module")
 def keyring(tmp_path_factory):
     return KeyRing.open(Settings(data_dir=str(tmp_path_factory.mktemp("keys"))))
@@ -44,7 +34,7 @@ def keyring(tmp_path_factory):
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(1_700_000_000.6)
 
 
 @pytest.fixture
@@ -70,7 +60,8 @@ def revocations_for(settings):
 
 
 def make_client(settings, store, keyring, clock):
-    return testing.TestClient(create_app(settings, store=store, keyring=keyring, revocations=revocations_for(settings), clock=clock))
+    return testing.TestClient(create_app(settings, store=store, keyring=keyring,
+                                         revocations=revocations_for(settings), clock=clock))
 
 
 @pytest.fixture

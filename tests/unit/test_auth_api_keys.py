@@ -12,21 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from auth_api import keys
 from auth_api.config import Settings
 from auth_api.keys import KeyFileError, KeyRing
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.unit
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
-
-
-class FakeClock:
-    def __init__(self, now=1_700_000_000.25):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def tick(self, seconds):
-        self.now += seconds
 
 
 def _b64url_int(text):
@@ -57,7 +47,7 @@ def test_kid_is_the_rfc7638_thumbprint():
 
 
 def test_first_open_generates_one_private_key_file(tmp_path):
-    ring = KeyRing.open(Settings(data_dir=str(tmp_path)), clock=FakeClock())
+    ring = KeyRing.open(Settings(data_dir=str(tmp_path)), clock=FakeClock(1_700_000_000.25))
     directory = tmp_path / "keys"
     names = keys.key_files(directory)
     assert names == [f"1700000000-{ring.active.kid}.pem"]
@@ -109,7 +99,7 @@ def test_jwks_is_a_copy(tmp_path):
 
 
 def test_newest_key_signs_and_every_key_is_published(tmp_path):
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.25)
     directory = str(tmp_path / "keys")
     keys.ensure_key(directory, clock=clock)
     first = KeyRing.load(directory).active.kid
