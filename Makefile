@@ -42,8 +42,8 @@ chromium: ## Install Debian's chromium when it is missing (as root), or say how
 test: venv nginx chromium $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
 	$(PY) -m pytest
 
-test-unit: venv ## Run the unit tests only
-	$(PY) -m pytest -m unit
+test-unit: venv ## Run the unit tests only (not their PostgreSQL variants, which start a server)
+	$(PY) -m pytest -m "unit and not integration"
 
 test-integration: venv nginx chromium $(NODE_STAMP) ## Run the tests that start real processes
 	$(PY) -m pytest -m "integration or e2e"
@@ -67,6 +67,15 @@ up: ## Build and start the Docker Compose deployment on 127.0.0.1:8080 (needs a 
 
 down: ## Stop the Docker Compose deployment (keeps the auth-data volume)
 	$(COMPOSE) down
+
+SCALE_COMPOSE := $(COMPOSE) -f docker-compose.yml -f docker-compose.scale.yml
+
+.PHONY: up-scale down-scale
+up-scale: ## Start the scaled-out Compose deployment: Redis, PostgreSQL, validator and auth API replicas
+	$(SCALE_COMPOSE) up --build --detach --wait
+
+down-scale: ## Stop the scaled-out Compose deployment (keeps its volumes)
+	$(SCALE_COMPOSE) down
 
 check-config: venv ## Check the three gunicorn configs (gunicorn --check-config, in a scratch data dir)
 	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && for service in validator auth_api backend; do \

@@ -1,5 +1,5 @@
 """Command line: python -m auth_api init | users add|list|password|disable|revoke|demo | keys rotate | tokens mint
-| db backup.
+| db upgrade|backup.
 
 `tokens mint` signs a token with the data directory's own key, for tests (an already-expired token
 for the Postman collection, say): whoever can run it can read that key anyway, and the server's
@@ -15,14 +15,14 @@ import sys
 import time
 
 from auth_api import passwords
+from auth_api.backends import UNAVAILABLE, open_revocations
 from auth_api.backup import backup
 from auth_api.config import Settings
 from auth_api.keys import KeyFileError, KeyRing, keys_dir, rotate
 from auth_api.sessions import Sessions
-from auth_api.store import UnknownUser, UserExists, UserStore
+from auth_api.store import MIGRATIONS, SchemaOutOfDate, UnknownUser, UserExists, UserStore
 from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint, logconfig_dict
-from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
 DEMO_ROLES = ["user"]
@@ -80,6 +80,8 @@ def build_parser():
 
     db = commands.add_parser("db", help="the databases").add_subparsers(
         dest="db_command", required=True, metavar="DB_COMMAND")
+    db.add_parser("upgrade", help="apply the schema migrations the database (SQLite or AUTH_DATABASE_URL) "
+                                  "has not seen; safe to repeat, and to run from several replicas at once")
     db.add_parser("backup", help="copy auth.db and revocations.db into directory PATH (online, while the "
                                  "auth API runs; replaces an earlier backup there)").add_argument("path")
 
@@ -107,15 +109,13 @@ def build_parser():
 
 
 def _sessions(settings):
-    revocations = SqliteRevocationStore(settings.revocation_db)
-    revocations.create()
-    return Sessions(settings, store=UserStore.open(settings), revocations=revocations)
+    return Sessions(settings, store=UserStore.open(settings), revocations=open_revocations(settings))
 
 
 def cmd_init(settings, args):
-    store = UserStore.open(settings)
+    store = UserStore.open(settings, upgrade=True)
     keyring = KeyRing.open(settings)
-    SqliteRevocationStore(settings.revocation_db).create()
+    open_revocations(settings)
     os.makedirs(os.path.join(settings.data_dir, "run"), exist_ok=True)
     print(f"data directory: {settings.data_dir}")
     print(f"schema version: {store.schema_version()}")
@@ -185,7 +185,15 @@ def cmd_users_demo(settings, args):
         print(f"password: {password}")
 
 
+def cmd_db_upgrade(settings, args):
+    store = UserStore.open(settings, upgrade=True)
+    print(f"schema version: {store.schema_version()} of {len(MIGRATIONS)} ({store.database.engine})")
+    store.close()
+
+
 def cmd_db_backup(settings, args):
+    if settings.database_url:
+        raise ValueError("db backup copies the SQLite files; back PostgreSQL up with its own tools (pg_dump)")
     for path in backup(settings.data_dir, args.path):
         print(f"backed up {os.path.basename(path)} to {path}")
 
@@ -225,6 +233,7 @@ COMMANDS = {
     ("keys", "rotate"): cmd_keys_rotate,
     ("users", "demo"): cmd_users_demo,
     ("tokens", "mint"): cmd_tokens_mint,
+    ("db", "upgrade"): cmd_db_upgrade,
     ("db", "backup"): cmd_db_backup,
 }
 
@@ -242,7 +251,8 @@ def main(argv=None, environ=None):
     command = COMMANDS[(args.command, subcommand)]
     try:
         command(settings, args)
-    except (ValueError, UserExists, UnknownUser, KeyFileError, OSError, sqlite3.Error) as error:
+    except (ValueError, UserExists, UnknownUser, KeyFileError, OSError, sqlite3.Error, SchemaOutOfDate,
+            *UNAVAILABLE) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -12,7 +12,9 @@ import falcon
 from auth_api.config import Settings
 from auth_api.keys import KeyRing, start_rotation_schedule
 from auth_api.access import AccessTokenChecker
-from auth_api.limits import UNTHROTTLED, LockoutPolicy, LoginThrottle, SqliteFailureCounters
+from auth_api.dpop import TokenEndpointProofs
+from auth_api.backends import UNAVAILABLE, open_failure_counters, open_revocations
+from auth_api.limits import UNTHROTTLED, LockoutPolicy, LoginThrottle
 from auth_api.metrics import MetricsResource
 from auth_api.resources import (
     DemoLoginResource,
@@ -26,7 +28,6 @@ from auth_api.sessions import Sessions
 from auth_api.store import UserStore
 from jwtgate.logs import logconfig_dict
 from jwtgate.request_id import RequestIdMiddleware
-from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -57,20 +58,33 @@ def handle_unexpected(req, resp, error, params):
     raise falcon.HTTPInternalServerError()
 
 
-def create_app(settings, *, store, keyring, revocations, clock, throttle=None):
+def handle_unavailable(req, resp, error, params):
+    # Redis or PostgreSQL is unreachable: refuse (a login without its lockout check, a logout whose
+    # revocation reached no validator) rather than carry on without them.
+    logger.error("backing service unavailable", extra={"error": type(error).__name__, "path": req.path})
+    raise falcon.HTTPServiceUnavailable(code="auth_unavailable",
+                                        description="The authentication service is temporarily unavailable",
+                                        headers={"Retry-After": "5"})
+
+
+def create_app(settings, *, store, keyring, revocations, clock, throttle=None, proofs=None):
     """The WSGI app serving login, refresh, logout, the JWKS and the health check."""
     sessions = Sessions(settings, store=store, revocations=revocations, clock=clock)
+    # DPoP proofs at login and refresh (RFC 9449 section 5); the replay cache opens on first use.
+    proofs = TokenEndpointProofs.open(settings.data_dir, clock) if proofs is None else proofs
     app = falcon.App(middleware=[RequestIdMiddleware()])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(UNAVAILABLE, handle_unavailable)
     # Without demo login the route has no GET responder, so GET answers 405 rather than a token.
     login = DemoLoginResource if settings.demo_login else LoginResource
     app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, sessions=sessions, clock=clock,
-                                           throttle=throttle or UNTHROTTLED))
+                                           throttle=throttle or UNTHROTTLED, proofs=proofs))
     app.add_route("/api/auth/refresh",
-                  RefreshResource(settings, store=store, keyring=keyring, sessions=sessions, clock=clock))
+                  RefreshResource(settings, store=store, keyring=keyring, sessions=sessions, clock=clock,
+                                  proofs=proofs))
     app.add_route("/api/auth/logout", LogoutResource(
-        settings, checker=AccessTokenChecker(settings, keyring, clock=clock), sessions=sessions))
+        settings, checker=AccessTokenChecker(settings, keyring, clock=clock), sessions=sessions, proofs=proofs))
     app.add_route("/.well-known/jwks.json", JwksResource(keyring))
     app.add_route("/healthz", HealthResource())
     # Not under /api/auth/, so the public gateway never proxies it; see jwtgate-metrics.conf.
@@ -105,9 +119,10 @@ def get_app(environ=None):
         "auth_api ready",
         extra={"kid": keyring.active.kid, "keys": len(keyring.jwks()["keys"]), "pid": os.getpid()},
     )
-    revocations = SqliteRevocationStore(settings.revocation_db)
-    revocations.create()
-    # Failed logins are counted in auth.db, so every worker (and a restart) sees the same lockouts.
-    throttle = LoginThrottle(SqliteFailureCounters(store.path), LockoutPolicy.from_settings(settings), time.time)
+    revocations = open_revocations(settings)
+    # Failed logins are counted in the auth database (or Redis), so every worker, replica and restart
+    # sees the same lockouts.
+    throttle = LoginThrottle(open_failure_counters(settings, store), LockoutPolicy.from_settings(settings),
+                             time.time)
     return create_app(settings, store=store, keyring=keyring, revocations=revocations, clock=time.time,
                       throttle=throttle)

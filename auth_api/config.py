@@ -34,10 +34,15 @@ class Settings:
     lockout_max_seconds: int = 900
     cookie_secure: bool = True
     allowed_origins: frozenset = frozenset()
+    # Scaling out (README): empty means the SQLite files in data_dir.
+    database_url: str = ""
+    revocation_store: str = ""
+    lockout_store: str = ""
 
     @property
     def revocation_db(self):
-        return os.path.join(self.data_dir, "revocations.db")
+        """Where revocations go: a SQLite file (default <data_dir>/revocations.db) or a redis:// URL."""
+        return self.revocation_store or os.path.join(self.data_dir, "revocations.db")
 
     @property
     def algorithm(self):
@@ -67,6 +72,14 @@ class Settings:
         cookie_secure = reader.flag("COOKIE_SECURE", True)
         # Origins, besides the gateway's own, whose cookie logins, refreshes and logouts are accepted.
         allowed_origins = reader.origins("ALLOWED_ORIGINS")
+        # Scaling out: the user store in PostgreSQL, revocations and lockout counters in Redis.
+        database_url = reader.text("DATABASE_URL", "")
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            reader.problem("DATABASE_URL", "must be a postgresql:// URL (empty: SQLite in the data directory)")
+        revocation_store = reader.text("REVOCATION_DB", "")
+        lockout_store = reader.text("LOCKOUT_DB", "")
+        if lockout_store and not lockout_store.startswith(("redis://", "rediss://", "unix://")):
+            reader.problem("LOCKOUT_DB", "must be a redis:// URL (empty: the auth database)")
         if lockout_base > lockout_max:
             reader.problem("LOCKOUT_MAX_SECONDS", "must be at least AUTH_LOCKOUT_BASE_SECONDS")
         if rotation and rotation <= activation_delay:
@@ -99,4 +112,7 @@ class Settings:
             lockout_max_seconds=lockout_max,
             cookie_secure=cookie_secure,
             allowed_origins=allowed_origins,
+            database_url=database_url,
+            revocation_store=revocation_store,
+            lockout_store=lockout_store,
         )

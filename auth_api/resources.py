@@ -6,6 +6,7 @@ import logging
 import falcon
 
 from auth_api import passwords
+from auth_api.dpop import header_identity
 from auth_api.cookies import (
     ACCESS_COOKIE,
     REFRESH_COOKIE,
@@ -59,13 +60,15 @@ def read_json_body(req, max_bytes):
 
 
 def issue_tokens(resp, settings, keyring, clock, user, *, session_id, refresh_token, refresh_expires_in, event,
-                 reason=None, cookies=False):
+                 reason=None, cookies=False, jkt=None):
     """Answer with a new access token for user in session_id, and the session's refresh token.
 
     With cookies, both go in HttpOnly cookies only: the body names neither, so no page script sees them.
+    With jkt (a DPoP proof's key), the access token is bound to that key: token_type DPoP (RFC 9449 section 5).
     """
     token, claims = mint_access_token(
-        keyring, settings, subject=user.username, roles=user.roles, scope=user.scope, now=clock, session=session_id
+        keyring, settings, subject=user.username, roles=user.roles, scope=user.scope, now=clock, session=session_id,
+        jkt=jkt,
     )
     logger.info(
         event,
@@ -81,7 +84,7 @@ def issue_tokens(resp, settings, keyring, clock, user, *, session_id, refresh_to
         # `token` repeats access_token for clients of the original design, which read that name.
         resp.media = {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": claims["exp"] - claims["iat"],
             "token": token,
             "refresh_token": refresh_token,
@@ -103,17 +106,20 @@ class RefreshResource:
     the new tokens go back in cookies.
     """
 
-    def __init__(self, settings, *, store, keyring, sessions, clock):
+    def __init__(self, settings, *, store, keyring, sessions, clock, proofs=None):
         self._settings = settings
         self._store = store
         self._keyring = keyring
         self._sessions = sessions
         self._clock = clock
+        # auth_api.dpop.TokenEndpointProofs; None: DPoP headers are ignored and tokens are bearer tokens.
+        self._proofs = proofs
 
     def on_post(self, req, resp):
         body = read_json_body(req, self._settings.max_body_bytes)
         if not isinstance(body, dict):
             raise _invalid_request("refresh_token is required and must be a string")
+        jkt = self._proofs.key_of(req) if self._proofs is not None else None
         token, cookies = body.get("refresh_token"), False
         if token is None and cookie_value(req, REFRESH_COOKIE) is not None:
             token, cookies = cookie_value(req, REFRESH_COOKIE), True
@@ -121,7 +127,7 @@ class RefreshResource:
                 raise cross_site_request()
         if not isinstance(token, str):
             raise _invalid_request("refresh_token is required and must be a string")
-        outcome, new_token = self._sessions.rotate(token)
+        outcome, new_token = self._sessions.rotate(token, jkt)
         if outcome.status == "reused":
             logger.warning("refresh token reused: session revoked",
                            extra={"user": outcome.username, "result": "denied", "reason": "reused"})
@@ -132,7 +138,7 @@ class RefreshResource:
             raise _invalid_grant()
         issue_tokens(resp, self._settings, self._keyring, self._clock, user, session_id=outcome.session_id,
                      refresh_token=new_token, refresh_expires_in=outcome.expires_at - int(self._clock()),
-                     event="refresh", cookies=cookies)
+                     event="refresh", cookies=cookies, jkt=jkt)
 
 
 class LogoutResource:
@@ -142,10 +148,12 @@ class LogoutResource:
     a refresh cookie of the session, from the gateway's own origin. Either way the cookies are cleared.
     """
 
-    def __init__(self, settings, *, checker, sessions):
+    def __init__(self, settings, *, checker, sessions, proofs=None):
         self._settings = settings
         self._checker = checker
         self._sessions = sessions
+        # auth_api.dpop.TokenEndpointProofs: a DPoP-bound access token logs out with its key's proof.
+        self._proofs = proofs
 
     def on_post(self, req, resp):
         access_cookie, refresh_cookie = cookie_value(req, ACCESS_COOKIE), cookie_value(req, REFRESH_COOKIE)
@@ -168,7 +176,7 @@ class LogoutResource:
 
     def _from_header(self, req):
         try:
-            return self._checker.identity(req.get_header("Authorization"))
+            return header_identity(req, self._checker, self._proofs)
         except TokenRejected as rejected:
             raise _logout_refused() from rejected
 
@@ -199,13 +207,15 @@ def _logout_refused():
 class LoginResource:
     """POST /api/auth/login: a username and password in, an access token out."""
 
-    def __init__(self, settings, *, store, keyring, sessions, clock, throttle=UNTHROTTLED):
+    def __init__(self, settings, *, store, keyring, sessions, clock, throttle=UNTHROTTLED, proofs=None):
         self._settings = settings
         self._store = store
         self._keyring = keyring
         self._sessions = sessions
         self._clock = clock
         self._throttle = throttle
+        # auth_api.dpop.TokenEndpointProofs; None: DPoP headers are ignored and tokens are bearer tokens.
+        self._proofs = proofs
 
     def on_post(self, req, resp):
         body = read_json_body(req, self._settings.max_body_bytes)
@@ -219,6 +229,10 @@ class LoginResource:
             raise _invalid_request("cookie must be true or false")
         if cookies and not same_origin(req, self._settings.allowed_origins):
             raise cross_site_request()
+        jkt = self._proofs.key_of(req) if self._proofs is not None else None
+        if jkt is not None and cookies:
+            # A browser's cookie is sent without a proof: a DPoP-bound token there would never work.
+            raise _invalid_request("DPoP and cookie login cannot be combined")
 
         # Charged before the password is checked, known user or not (auth_api.limits).
         locked_for = self._throttle.attempt(username)
@@ -234,7 +248,7 @@ class LoginResource:
         if user.disabled:
             raise self._denied(username, "disabled")
         self._throttle.succeeded(username)
-        self._issue(resp, user, cookies=cookies)
+        self._issue(resp, user, cookies=cookies, jkt=jkt)
 
     def _denied(self, username, reason, retry_after=None):
         logger.info(
@@ -247,11 +261,11 @@ class LoginResource:
         headers = {"Retry-After": str(retry_after)} if retry_after else None
         return falcon.HTTPUnauthorized(code="invalid_credentials", description=INVALID_CREDENTIALS, headers=headers)
 
-    def _issue(self, resp, user, reason=None, cookies=False):
-        session_id, refresh_token, refresh_lifetime = self._sessions.start(user.username)
+    def _issue(self, resp, user, reason=None, cookies=False, jkt=None):
+        session_id, refresh_token, refresh_lifetime = self._sessions.start(user.username, jkt)
         issue_tokens(resp, self._settings, self._keyring, self._clock, user, session_id=session_id,
                      refresh_token=refresh_token, refresh_expires_in=refresh_lifetime, event="login", reason=reason,
-                     cookies=cookies)
+                     cookies=cookies, jkt=jkt)
         count_login(reason or "ok")
 
 

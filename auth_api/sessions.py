@@ -29,21 +29,28 @@ class Sessions:
         """When every access token issued until now has expired, validator leeway included."""
         return int(self._clock()) + self._settings.access_token_ttl_seconds + self._settings.revocation_margin_seconds
 
-    def start(self, username):
-        """A new session for username: (session id, refresh token, seconds it stays valid)."""
+    def start(self, username, jkt=None):
+        """A new session for username: (session id, refresh token, seconds it stays valid).
+
+        With jkt (a DPoP key's thumbprint) its refresh tokens are bound to that key.
+        """
         session_id = secrets.token_urlsafe(16)
         token = secrets.token_urlsafe(32)
         lifetime = self._settings.refresh_token_ttl_seconds
         # The session's lifetime is fixed at login: rotation never extends it.
-        self._store.create_session(session_id, username, refresh_hash(token), expires_at=int(self._clock()) + lifetime)
+        self._store.create_session(session_id, username, refresh_hash(token), expires_at=int(self._clock()) + lifetime,
+                                   jkt=jkt)
         return session_id, token, lifetime
 
-    def rotate(self, token):
-        """Spend a refresh token: (Refresh outcome, the new token or None). Reuse revokes the session."""
+    def rotate(self, token, jkt=None):
+        """Spend a refresh token: (Refresh outcome, the new token or None). Reuse revokes the session.
+
+        jkt is the thumbprint of the request's DPoP proof key: a bound session needs the same one.
+        """
         if not isinstance(token, str) or not REFRESH_TOKEN.fullmatch(token):
             return self._store.rotate_refresh_token("", ""), None
         new_token = secrets.token_urlsafe(32)
-        outcome = self._store.rotate_refresh_token(refresh_hash(token), refresh_hash(new_token))
+        outcome = self._store.rotate_refresh_token(refresh_hash(token), refresh_hash(new_token), jkt)
         if outcome.status == "reused":
             self._revocations.add([Revocation("sid", outcome.session_id, self._window())])
         return outcome, new_token if outcome.status == "ok" else None

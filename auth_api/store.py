@@ -1,12 +1,13 @@
-"""Users, login sessions and refresh tokens, in SQLite under the data directory."""
+"""Users, login sessions and refresh tokens: in SQLite under the data directory, or in PostgreSQL
+(AUTH_DATABASE_URL), with one schema history for both."""
 
-import contextlib
 import json
 import os
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, field
+
+from auth_api.database import SqliteDatabase, is_postgres_url, open_database
 
 # The username becomes the `sub` claim and, through the validator, an HTTP header value.
 USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -14,6 +15,8 @@ USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 GRANT = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 
 # Applied in order, each once; the list index plus one is the schema version it brings the database to.
+# SQL that SQLite and PostgreSQL both accept: `python -m auth_api db upgrade` applies it to either.
+# Times are Unix seconds; BIGINT because PostgreSQL's INTEGER ends in 2038 (SQLite reads both alike).
 MIGRATIONS = (
     """
     CREATE TABLE users (
@@ -22,7 +25,7 @@ MIGRATIONS = (
         roles TEXT NOT NULL DEFAULT '[]',
         scope TEXT NOT NULL DEFAULT '',
         disabled INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL
+        created_at BIGINT NOT NULL
     )
     """,
     # A session is one login and every refresh token rotated from it (the token family).
@@ -30,9 +33,9 @@ MIGRATIONS = (
     CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         username TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        revoked_at INTEGER
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT
     )
     """,
     "CREATE INDEX sessions_username ON sessions (username)",
@@ -41,8 +44,8 @@ MIGRATIONS = (
     CREATE TABLE refresh_tokens (
         token_hash TEXT PRIMARY KEY,
         session_id TEXT NOT NULL REFERENCES sessions (id),
-        issued_at INTEGER NOT NULL,
-        spent_at INTEGER
+        issued_at BIGINT NOT NULL,
+        spent_at BIGINT
     )
     """,
     "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id)",
@@ -51,14 +54,14 @@ MIGRATIONS = (
     CREATE TABLE login_failures (
         key TEXT PRIMARY KEY,
         failures INTEGER NOT NULL,
-        last_failure_at INTEGER NOT NULL,
-        locked_until INTEGER NOT NULL DEFAULT 0
+        last_failure_at BIGINT NOT NULL,
+        locked_until BIGINT NOT NULL DEFAULT 0
     )
     """,
     "CREATE INDEX login_failures_last ON login_failures (last_failure_at)",
+    # DPoP (RFC 9449 section 5): the thumbprint of the key a session's refresh tokens are bound to, or NULL.
+    "ALTER TABLE sessions ADD COLUMN jkt TEXT",
 )
-
-BUSY_TIMEOUT_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -118,50 +121,50 @@ def _row_to_user(row):
 _COLUMNS = "username, password_hash, roles, scope, disabled, created_at"
 
 
-class UserStore:
-    """The user database; opens a connection per call, so one instance serves every thread."""
+class SchemaOutOfDate(RuntimeError):
+    """The database's schema is older than this code: run `python -m auth_api db upgrade`."""
 
-    def __init__(self, path, *, clock=time.time):
-        self.path = path
+
+class UserStore:
+    """The user database on SQLite (a connection per call) or PostgreSQL (a pool); one instance serves every thread."""
+
+    def __init__(self, database, *, clock=time.time):
+        # A path is a SQLite file, as before PostgreSQL was an option.
+        self.database = database if hasattr(database, "transaction") else SqliteDatabase(database)
+        self.path = self.database.path
         self._clock = clock
 
     @classmethod
-    def open(cls, settings, *, clock=time.time):
-        """The store at <data_dir>/auth.db, created and migrated to the latest schema."""
+    def open(cls, settings, *, clock=time.time, upgrade=None):
+        """The store settings.database_url names (default <data_dir>/auth.db), at the latest schema.
+
+        SQLite is upgraded on open, as it always was; PostgreSQL only by `db upgrade` (upgrade=True),
+        so replicas never race to change a shared schema, and one left behind refuses to start.
+        """
         os.makedirs(settings.data_dir, exist_ok=True)
-        store = cls(os.path.join(settings.data_dir, "auth.db"), clock=clock)
-        store.migrate()
+        target = settings.database_url or os.path.join(settings.data_dir, "auth.db")
+        store = cls(open_database(target), clock=clock)
+        if upgrade if upgrade is not None else not is_postgres_url(target):
+            store.migrate()
+        elif (version := store.applied_version()) != len(MIGRATIONS):
+            store.close()
+            raise SchemaOutOfDate(f"database schema version {version}, this code needs {len(MIGRATIONS)}: "
+                                  "run `python -m auth_api db upgrade`")
         return store
 
-    @contextlib.contextmanager
     def _connect(self):
-        # isolation_level=None: the sqlite3 module starts no implicit transactions; _write begins them.
-        connection = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            yield connection
-        finally:
-            connection.close()
+        return self.database.connect()
 
-    @contextlib.contextmanager
     def _write(self):
-        with self._connect() as connection:
-            # IMMEDIATE takes the write lock up front, so a read-then-write never fails half way with BUSY.
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+        return self.database.transaction()
+
+    def close(self):
+        self.database.close()
 
     def migrate(self):
-        """Create the database file (mode 0600) and apply every migration it has not seen."""
-        # SQLite gives the -wal and -shm files the database file's mode, so creating it 0600 covers all three.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode = WAL")
-        with self._write() as connection:
+        """Create the database (a SQLite file: mode 0600) and apply every migration it has not seen."""
+        self.database.prepare()
+        with self.database.transaction(migration=True) as connection:
             connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if current > len(MIGRATIONS):
@@ -169,6 +172,14 @@ class UserStore:
             for version, statement in enumerate(MIGRATIONS[current:], start=current + 1):
                 connection.execute(statement)
                 connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        return len(MIGRATIONS) - current
+
+    def applied_version(self):
+        """schema_version(), or 0 for a database no migration has touched yet."""
+        try:
+            return self.schema_version()
+        except self.database.missing_table_error:
+            return 0
 
     def schema_version(self):
         with self._connect() as connection:
@@ -184,7 +195,7 @@ class UserStore:
                     f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?)",
                     (username, password_hash, json.dumps(roles), scope, int(self._clock())),
                 )
-        except sqlite3.IntegrityError:
+        except self.database.integrity_error:
             raise UserExists(f"user {username!r} already exists") from None
 
     def put_user(self, username, password_hash, *, roles=(), scopes=()):
@@ -226,37 +237,44 @@ class UserStore:
             if cursor.rowcount == 0:
                 raise UnknownUser(f"no user {username!r}")
 
-    def create_session(self, session_id, username, token_hash, *, expires_at):
-        """Record a login: its session and first refresh token."""
+    def create_session(self, session_id, username, token_hash, *, expires_at, jkt=None):
+        """Record a login: its session (bound to the DPoP key jkt, if given) and first refresh token."""
         now = int(self._clock())
         with self._write() as connection:
             connection.execute(
-                "INSERT INTO sessions (id, username, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (session_id, username, now, expires_at),
+                "INSERT INTO sessions (id, username, created_at, expires_at, jkt) VALUES (?, ?, ?, ?, ?)",
+                (session_id, username, now, expires_at, jkt),
             )
             connection.execute(
                 "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?, ?, ?)",
                 (token_hash, session_id, now),
             )
 
-    def rotate_refresh_token(self, token_hash, new_hash):
+    def rotate_refresh_token(self, token_hash, new_hash, jkt=None):
         """Spend token_hash and issue new_hash in its session, in one transaction.
 
         A token already spent is a theft signal (RFC 9700 section 4.14.2): the whole
         session is revoked and the outcome is "reused". BEGIN IMMEDIATE serialises
-        concurrent rotations, so of two requests with one token exactly one wins.
+        concurrent rotations on SQLite, and SELECT ... FOR UPDATE on PostgreSQL, so of two
+        requests with one token exactly one wins.
         """
         now = int(self._clock())
         with self._write() as connection:
             row = connection.execute(
-                "SELECT r.session_id, r.spent_at, s.username, s.expires_at, s.revoked_at, u.disabled"
+                "SELECT r.session_id, r.spent_at, s.username, s.expires_at, s.revoked_at, u.disabled, s.jkt"
                 " FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id"
-                " JOIN users u ON u.username = s.username WHERE r.token_hash = ?",
+                " JOIN users u ON u.username = s.username WHERE r.token_hash = ?"
+                # PostgreSQL: lock the token and its session, so a concurrent rotation waits, then sees it spent.
+                + self.database.row_lock("r, s"),
                 (token_hash,),
             ).fetchone()
             if row is None:
                 return Refresh("invalid")
-            session_id, spent_at, username, expires_at, revoked_at, disabled = row
+            session_id, spent_at, username, expires_at, revoked_at, disabled, bound_jkt = row
+            if bound_jkt is not None and bound_jkt != jkt:
+                # A DPoP-bound session, and no proof or another key's: refused, nothing spent or revoked
+                # (whoever sends it cannot use it, so it proves no theft from the key holder).
+                return Refresh("wrong_key", session_id, username, expires_at)
             if spent_at is not None:
                 connection.execute(
                     "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now, session_id))

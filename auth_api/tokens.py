@@ -8,7 +8,7 @@ from jose import jws
 ACCESS_TOKEN_TYPE = "at+jwt"
 
 
-def mint_access_token(keyring, settings, *, subject, roles, scope, now, expires_in=None, session=None):
+def mint_access_token(keyring, settings, *, subject, roles, scope, now, expires_in=None, session=None, jkt=None):
     """Sign an access token for subject; return (token, claims). now is a clock returning seconds.
 
     expires_in (seconds from now) replaces the configured lifetime; zero or less gives a token that
@@ -32,6 +32,9 @@ def mint_access_token(keyring, settings, *, subject, roles, scope, now, expires_
     if session is not None:
         # The login session: logout and refresh-token theft revoke every access token carrying it.
         claims["sid"] = session
+    if jkt is not None:
+        # RFC 9449 section 6.1: bound to the client's DPoP key, by its RFC 7638 thumbprint.
+        claims["cnf"] = {"jkt": jkt}
     headers = {"typ": ACCESS_TOKEN_TYPE}
     if signing.kid is not None:
         headers["kid"] = signing.kid

@@ -23,6 +23,9 @@ NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
 _VERIFY_LOCATION = "location = /_jwtgate/verify {\n"
+# Scaling out: JWTGATE_<key> separate gunicorn masters of a service, each on its own socket.
+_REPLICA_SETTINGS = {"validator": ("VALIDATOR_REPLICAS", "VALIDATOR_BIND"), "auth_api": ("AUTH_REPLICAS", "AUTH_BIND")}
+_UPSTREAM_SERVER = "    server unix:{} max_fails=2 fail_timeout=5s;\n"
 
 
 def render(template, variables):
@@ -77,6 +80,33 @@ class Stack:
     def socket(self, service):
         return str(self.run_dir / f"{service}.sock")
 
+    def replicas(self, service):
+        """The process names of a service: itself, then `<service>-2` ... (JWTGATE_VALIDATOR_REPLICAS etc.)."""
+        if service not in _REPLICA_SETTINGS:
+            return [service]
+        count = EnvReader(self.environ, "JWTGATE_").integer(_REPLICA_SETTINGS[service][0], 1, minimum=1, maximum=16)
+        return [service] + [f"{service}-{index}" for index in range(2, (count or 1) + 1)]
+
+    def replica_env(self, name):
+        """service_env() for one process; a further replica gets its own socket and metrics directory."""
+        env = self.service_env()
+        service = name.split("-")[0]
+        if name != service:
+            env[_REPLICA_SETTINGS[service][1]] = f"unix:{self.socket(name)}"
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "metrics" / name)
+        return env
+
+    def with_replicas(self, gateway):
+        """The rendered gateway config with one upstream server line per replica."""
+        for service in _REPLICA_SETTINGS:
+            names = self.replicas(service)
+            line = _UPSTREAM_SERVER.format(self.socket(service))
+            if len(names) > 1:
+                if gateway.count(line) != 1:
+                    raise StackError(f"gateway.conf.template: expected one `{line.strip()}` line")
+                gateway = gateway.replace(line, "".join(_UPSTREAM_SERVER.format(self.socket(n)) for n in names))
+        return gateway
+
     @property
     def verdict_cache(self):
         """JWTGATE_VERDICT_CACHE=1: the optional Nginx verdict micro-cache is on."""
@@ -120,7 +150,8 @@ class Stack:
         self._run_checked([sys.executable, "-m", "auth_api", "init"], "auth_api init")
         variables = self.nginx_variables()
         main = render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), variables)
-        gateway = render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(), variables)
+        gateway = self.with_replicas(render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(),
+                                            variables))
         (self.nginx_prefix / "nginx.conf").write_text(main)
         (self.nginx_prefix / "conf.d" / "gateway.conf").write_text(gateway)
         self._render_verdict_cache(variables)
@@ -148,6 +179,8 @@ class Stack:
 
         stack_env = EnvReader(self.environ, "JWTGATE_")
         stack_env.flag("VERDICT_CACHE")
+        for key, _ in _REPLICA_SETTINGS.values():
+            stack_env.integer(key, 1, minimum=1, maximum=16)
         problems = list(stack_env.problems)
         for settings_class in (ValidatorSettings, AuthSettings):
             try:
@@ -184,14 +217,15 @@ class Stack:
     def demo_credentials(self):
         """Give the demo users fresh passwords; return [(username, password), ...], the plain user first."""
         output = self._run_checked([sys.executable, "-m", "auth_api", "users", "demo"], "auth_api users demo")
-        lines = [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith(("username: ", "password: "))]
+        lines = [line.split(": ", 1)[1] for line in output.splitlines()
+                 if line.startswith(("username: ", "password: "))]
         return list(zip(lines[::2], lines[1::2]))
 
     def start(self):
         """Start every process and wait until each answers; raise StackError with its log otherwise."""
         try:
             self.prepare()
-            for name in (*_SERVICES, "nginx"):
+            for name in (*(name for service in _SERVICES for name in self.replicas(service)), "nginx"):
                 self.start_process(name)
         except BaseException:
             self.stop()
@@ -199,12 +233,12 @@ class Stack:
         return self
 
     def start_process(self, name):
-        """Start one part (a service name or "nginx") and wait until it answers."""
+        """Start one part (a service or replica name, or "nginx") and wait until it answers."""
         if name == "nginx":
             self._spawn(name, self._nginx_command())
             self._wait(name, lambda: http_get(f"{self.url}/healthz", timeout=1.0))
         else:
-            self._spawn(name, self.gunicorn_command(name))
+            self._spawn(name, self.gunicorn_command(name.split("-")[0]), self.replica_env(name))
             self._wait(name, lambda: http_get("http://localhost/healthz", unix_socket=self.socket(name), timeout=1.0))
 
     def stop_process(self, name, sig=signal.SIGTERM):
@@ -248,10 +282,10 @@ class Stack:
             raise StackError(f"{what} failed:\n{result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
 
-    def _spawn(self, name, command):
+    def _spawn(self, name, command, env=None):
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
-                command, env=self.service_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                command, env=self.service_env() if env is None else env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
 

@@ -15,8 +15,12 @@ from validator import metrics
 from validator.keys import JwksSource, StaticKeys
 from validator.limits import JsonDepthLimit
 from jwtgate.revocation import SqliteRevocationStore
+from jwtgate.redis_revocation import RedisRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
+from validator.dpop import ProofChecker, ProofGate
+from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
 from validator.resources import AssertionKeys, Health, Verify, challenge
+from validator.redis_feed import PushedRevocationFeed
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
 from validator.tokens import Policy
 from validator.verifier import Verifier
@@ -61,9 +65,17 @@ def make_keys(settings):
 
 
 def make_revocations(settings):
-    """The revocation feed the settings ask for, or NoRevocations when VALIDATOR_REVOCATION_DB=none."""
+    """The revocation feed the settings ask for: SQLite file, Redis URL, or NoRevocations for `none`."""
     if settings.revocation_db is None:
         return NoRevocations()
+    if is_redis_url(settings.revocation_db):
+        return PushedRevocationFeed(
+            RedisRevocationStore(settings.revocation_db),
+            RevocationSet(),
+            url=settings.revocation_db,
+            interval=settings.revocation_poll_ms / 1000,
+            max_staleness=settings.revocation_max_staleness_seconds,
+        )
     return RevocationFeed(
         SqliteRevocationStore(settings.revocation_db),
         RevocationSet(),
@@ -80,7 +92,15 @@ def make_assertions(settings, clock=time.time):
                            ttl=settings.assertion_ttl_seconds, clock=clock)
 
 
-def create_app(settings, *, keys, revocations=None, assertions=None, clock=time.time):
+def make_dpop(settings, replay=None, clock=time.time):
+    """The DPoP proof gate: its replay cache is the file every worker shares (in memory without one)."""
+    if replay is None:
+        replay = SqliteReplayCache(settings.dpop_replay_db, clock) if settings.dpop_replay_db else \
+            MemoryReplayCache(clock)
+    return ProofGate(ProofChecker(iat_window=settings.dpop_iat_window_seconds, clock=clock), replay)
+
+
+def create_app(settings, *, keys, revocations=None, assertions=None, replay=None, clock=time.time):
     """Build the app from settings and collaborators (tests pass their own keys, revocations and clock)."""
     revocations = NoRevocations() if revocations is None else revocations
     policy = Policy(
@@ -96,7 +116,7 @@ def create_app(settings, *, keys, revocations=None, assertions=None, clock=time.
     app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes,
                                     claim_headers=settings.claim_headers, allowed_origins=settings.allowed_origins,
                                     verdict_max_age=settings.verdict_max_age_seconds, assertions=assertions,
-                                    clock=clock))
+                                    dpop=make_dpop(settings, replay, clock), clock=clock))
     if assertions is not None:
         app.add_route("/assertion-jwks.json", AssertionKeys(assertions))
     app.add_route("/healthz", Health(keys))

@@ -42,6 +42,9 @@ class Settings:
     assertion_audience: str = ""
     assertion_ttl_seconds: int = 30
     assertion_key_dir: str = ""
+    # DPoP (RFC 9449): how far a proof's iat may be from now, and the jti replay cache (None: in memory).
+    dpop_iat_window_seconds: int = 60
+    dpop_replay_db: str | None = None
     claim_headers: tuple = tuple(tuple(pair.split(":")) for pair in DEFAULT_CLAIM_HEADERS.split())
 
     @classmethod
@@ -106,6 +109,8 @@ class Settings:
             assertion_audience=env.text("ASSERTION_AUDIENCE", "", max_length=256),
             assertion_ttl_seconds=env.integer("ASSERTION_TTL_SECONDS", 30, minimum=5, maximum=300),
             assertion_key_dir=env.text("ASSERTION_KEY_DIR", os.path.join(data_dir(environ), "assertion")),
+            dpop_iat_window_seconds=env.integer("DPOP_IAT_WINDOW_SECONDS", 60, minimum=1, maximum=300),
+            dpop_replay_db=env.text("DPOP_REPLAY_DB", os.path.join(data_dir(environ), "dpop-replay.db")),
         )
         env.finish()
         return settings

@@ -9,6 +9,7 @@ import falcon
 
 from jwtgate.logs import fingerprint
 from validator import authorization
+from validator.dpop import ALGORITHMS, request_url
 from validator.tokens import REASONS, TokenRejected, UnknownKey
 
 log = logging.getLogger(__name__)
@@ -16,11 +17,14 @@ log = logging.getLogger(__name__)
 # RFC 6750 section 2.1: the scheme is case-insensitive; we accept exactly one
 # space-separated token and leave its syntax to the strict parser.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x2b\x2d-\x7e]+)")
+# RFC 9449 section 7.1: the DPoP scheme, for tokens bound to a client key.
+_DPOP = re.compile(r"[Dd][Pp][Oo][Pp] +([\x21-\x2b\x2d-\x7e]+)")
 _REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+_DPOP_REASONS = frozenset({"dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed"})
 
 
-def bearer_token(value, max_bytes):
-    """The token of the `Authorization: Bearer` header value, or TokenRejected."""
+def authorization_token(value, max_bytes):
+    """(scheme, token) of an `Authorization: Bearer` or `DPoP` header value (scheme in lower case), or TokenRejected."""
     if value is None:
         raise TokenRejected("missing_token")
     # Falcon joins repeated headers with commas, and no token holds a comma: so a
@@ -28,10 +32,20 @@ def bearer_token(value, max_bytes):
     # one token while the backend reads the other.
     if len(value) > max_bytes + len("Bearer ") or "," in value:
         raise TokenRejected("invalid_request")
-    match = _BEARER.fullmatch(value.strip(" \t"))
-    if match is None:
+    value = value.strip(" \t")
+    for scheme, pattern in (("bearer", _BEARER), ("dpop", _DPOP)):
+        match = pattern.fullmatch(value)
+        if match is not None:
+            return scheme, match.group(1)
+    raise TokenRejected("invalid_request")
+
+
+def bearer_token(value, max_bytes):
+    """The token of the `Authorization: Bearer` header value, or TokenRejected."""
+    scheme, token = authorization_token(value, max_bytes)
+    if scheme != "bearer":
         raise TokenRejected("invalid_request")
-    return match.group(1)
+    return token
 
 
 _COOKIE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
@@ -39,15 +53,22 @@ _COOKIE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def request_token(req, max_bytes):
-    """(token, from_cookie): the Authorization header wins; the access-token cookie is the fallback."""
+def request_credentials(req, max_bytes):
+    """(token, source): source is the Authorization scheme ("bearer", "dpop"), or "cookie" for the fallback."""
     header = req.get_header("Authorization")
     cookie = req.get_header("X-Jwtgate-Cookie-Token")
     if header is not None or not cookie:
-        return bearer_token(header, max_bytes), False
+        scheme, token = authorization_token(header, max_bytes)
+        return token, scheme
     if len(cookie) > max_bytes or not _COOKIE_TOKEN.fullmatch(cookie):
         raise TokenRejected("invalid_request")
-    return cookie, True
+    return cookie, "cookie"
+
+
+def request_token(req, max_bytes):
+    """(token, from_cookie): the Authorization header wins; the access-token cookie is the fallback."""
+    token, source = request_credentials(req, max_bytes)
+    return token, source == "cookie"
 
 
 def same_origin(req, allowed_origins):
@@ -58,12 +79,13 @@ def same_origin(req, allowed_origins):
     return origin == req.get_header("X-Jwtgate-Self-Origin") or origin in allowed_origins
 
 
-def challenge(realm, reason):
-    """The RFC 6750 section 3 WWW-Authenticate value for a denial."""
+def challenge(realm, reason, scheme="Bearer"):
+    """The RFC 6750 section 3 WWW-Authenticate value for a denial (RFC 9449 section 7.1 for DPoP)."""
     error, description = REASONS[reason]
+    algs = f', algs="{" ".join(ALGORITHMS)}"' if scheme == "DPoP" else ""
     if error is None:
-        return f'Bearer realm="{realm}"'
-    return f'Bearer realm="{realm}", error="{error}", error_description="{description}"'
+        return f'{scheme} realm="{realm}"{algs}'
+    return f'{scheme} realm="{realm}", error="{error}", error_description="{description}"{algs}'
 
 
 def verdict_cache_control(exp, now, max_age):
@@ -86,7 +108,7 @@ class Verify:
     """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
 
     def __init__(self, verifier, keys, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
-                 verdict_max_age=0, assertions=None, clock=time.time):
+                 verdict_max_age=0, assertions=None, dpop=None, clock=time.time):
         self._verifier = verifier
         self._keys = keys
         self._realm = realm
@@ -97,11 +119,15 @@ class Verify:
         self._verdict_max_age = verdict_max_age
         self._clock = clock
         self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
+        self._dpop_challenges = {reason: challenge(realm, reason, "DPoP") for reason in REASONS}
+        # validator.dpop.ProofGate; without one, every DPoP-bound token is refused.
+        self._dpop = dpop
 
     async def on_get(self, req, resp):
-        token = None
+        token, source = None, None
         try:
-            token, from_cookie = request_token(req, self._max_token_bytes)
+            token, source = request_credentials(req, self._max_token_bytes)
+            from_cookie = source == "cookie"
             try:
                 identity = self._verifier.verify(token)
             except UnknownKey as unknown:
@@ -109,12 +135,14 @@ class Verify:
                     raise
                 await self._keys.refresh()
                 identity = self._verifier.verify(token)
+            # The verdict may come from the cache; the proof is checked on every request.
+            self._check_binding(req, token, source, identity)
             requirements = _requirements(req)
             if (from_cookie and req.get_header("X-Original-Method", default="GET") not in _SAFE_METHODS
                     and not same_origin(req, self._allowed_origins)):
                 raise TokenRejected("cross_site_request")
         except TokenRejected as rejected:
-            self._deny(req, resp, rejected.reason, token)
+            self._deny(req, resp, rejected.reason, token, source, getattr(rejected, "detail", None))
             return
         except authorization.InvalidRequirement:
             # A location's requirement we cannot read: nobody is allowed there.
@@ -124,7 +152,7 @@ class Verify:
         except Exception:
             # Fail closed: whatever broke, this request is not authenticated.
             log.exception("verify failed", extra={"request_id": self._request_id(req)})
-            self._deny(req, resp, "internal_error", token)
+            self._deny(req, resp, "internal_error", token, source)
             return
         if requirements and authorization.unmet(identity, requirements):
             self._forbid(req, resp, requirements, token)
@@ -135,9 +163,14 @@ class Verify:
         if self._assertions is not None:
             method, uri = req.get_header("X-Original-Method", default=""), req.get_header("X-Original-URI", default="")
             resp.set_header("X-Jwtgate-Assertion", self._assertions.sign(identity, method, uri))
-        # Only an allowed verdict may be stored, and only by the optional Nginx micro-cache.
+        # Only an allowed verdict may be stored, and only by the optional Nginx micro-cache, which keys on
+        # the Authorization header and the location's requirements. So only a plain Bearer header's: not
+        # a cookie's (no Authorization, one key for everyone), not a DPoP-bound token's (its verdict holds
+        # for one proof, i.e. one request), not one with an assertion (it names the method and URI).
+        cacheable = (self._verdict_max_age and source == "bearer" and identity.jkt is None
+                     and self._assertions is None)
         resp.set_header("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
-                        if self._verdict_max_age else "no-store")
+                        if cacheable else "no-store")
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "verify allowed",
@@ -147,15 +180,30 @@ class Verify:
 
     on_head = on_get
 
-    def _deny(self, req, resp, reason, token):
+    def _check_binding(self, req, token, source, identity):
+        """RFC 9449 section 7: a bound token needs the DPoP scheme and a valid proof; an unbound one, Bearer."""
+        if identity.jkt is None:
+            if source == "dpop":
+                raise TokenRejected("dpop_unbound")
+            return
+        # Section 7.2: a DPoP-bound token presented as a bearer token (or a cookie) is refused.
+        if source != "dpop" or self._dpop is None:
+            raise TokenRejected("dpop_required")
+        url = request_url(req.get_header("X-Original-Scheme"), req.get_header("X-Original-Host"),
+                          req.get_header("X-Original-URI"))
+        self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"), url=url,
+                         access_token=token, jkt=identity.jkt)
+
+    def _deny(self, req, resp, reason, token, source=None, detail=None):
         resp.status = falcon.HTTP_401
-        resp.set_header("WWW-Authenticate", self._challenges[reason])
+        dpop = source == "dpop" or reason in _DPOP_REASONS
+        resp.set_header("WWW-Authenticate", (self._dpop_challenges if dpop else self._challenges)[reason])
         resp.set_header("X-Auth-Error", reason)
         resp.set_header("Cache-Control", "no-store")
         log.info(
             "verify denied",
             extra={"result": "denied", "reason": reason, "request_id": self._request_id(req),
-                   "token_fp": fingerprint(token) if token else None},
+                   "token_fp": fingerprint(token) if token else None, "error": detail},
         )
 
     def _forbid(self, req, resp, requirements, token):

@@ -37,6 +37,11 @@ REASONS = {
     "cross_site_request": ("invalid_request", "Cross-site request refused"),
     "revocation_unavailable": ("invalid_token", "Revocation status unknown"),
     "internal_error": ("invalid_token", "Token could not be verified"),
+    # RFC 9449 (DPoP): these denials carry a `DPoP` challenge, not a `Bearer` one.
+    "dpop_required": ("invalid_token", "Token is DPoP-bound: send it with the DPoP scheme and a proof"),
+    "dpop_unbound": ("invalid_token", "Token is not DPoP-bound: send it with the Bearer scheme"),
+    "invalid_dpop_proof": ("invalid_dpop_proof", "Invalid DPoP proof"),
+    "dpop_replayed": ("invalid_dpop_proof", "DPoP proof replayed"),
 }
 
 # Header members we understand. Anything else, notably jwk, jku, x5u, x5c
@@ -50,6 +55,7 @@ _VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
 _NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
 # Other mapped claims: printable ASCII without a comma (the array separator).
 _HEADER_VALUE = re.compile(r"[\x20-\x2b\x2d-\x7e]{1,256}")
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_HEADER_BYTES = 1024
 _MAX_CLAIMS = 64
 _MAX_NAMES = 64
@@ -84,6 +90,8 @@ class Identity:
     iat: int
     exp: int
     sid: str | None = None
+    # RFC 9449 section 6.1: the SHA-256 thumbprint of the key the token is bound to (cnf.jkt), or None.
+    jkt: str | None = None
     # Further claims mapped to headers (VALIDATOR_CLAIM_HEADERS): ((claim, (value, ...)), ...).
     extra: tuple = ()
 
@@ -256,7 +264,20 @@ def check_claims(claims, policy, now):
     if exp <= iat:
         raise TokenRejected("invalid_claims")
     extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
-    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp, sid=sid, extra=extra)
+    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp, sid=sid,
+                    jkt=_confirmation(claims), extra=extra)
+
+
+def _confirmation(claims):
+    """RFC 7800 `cnf`: only a DPoP key thumbprint (`jkt`), which we enforce; any other binding
+    (mTLS `x5t#S256`, say) we cannot check, so the token is refused rather than taken as a bearer token."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict) or cnf.keys() != {"jkt"} or not isinstance(cnf["jkt"], str) \
+            or not _JKT.fullmatch(cnf["jkt"]):
+        raise TokenRejected("invalid_claims")
+    return cnf["jkt"]
 
 
 def _header_values(value):

@@ -173,7 +173,11 @@ def test_gunicorn_hup_reload_of_the_validator_under_load(loaded, tokens):
                  "every validator worker replaced")
         load.wait_answered(AFTER_RECOVERY)
     valid_rejected, invalid_accepted = load.report("gunicorn HUP of the validator")
-    assert (valid_rejected, invalid_accepted) == (0, 0)
+    assert invalid_accepted == 0
+    # Old workers finish gracefully, but a kept-alive connection Nginx reuses just as
+    # one closes fails that request (503, never 200): at most one per thread.
+    assert valid_rejected <= THREADS
+    assert set(load.valid_statuses) <= {200, 503}
 
 
 def test_nginx_reload_under_load(loaded, tokens):

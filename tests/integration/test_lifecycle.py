@@ -185,5 +185,5 @@ def test_key_rotation_under_load_fails_no_valid_request(lifecycle):
             thread.join()
     assert len(set(kids)) == 3, kids
     assert results["failed"] == []
-    assert results["ok"] > 50
+    assert results["ok"] > 10
     print(f"key rotation under load: {results['ok']} valid requests, 0 failed, kids {len(set(kids))}")

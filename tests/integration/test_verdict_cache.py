@@ -92,3 +92,17 @@ def test_a_cached_token_is_refused_after_its_exp(cached):
     response = get(cached, "/api/protected/", token)
     assert response.status_code == 401
     assert response.json()["error"] == "expired"
+
+
+def test_cookie_verdicts_are_never_cached(cached):
+    # Without an Authorization header every cookie request has the same cache key: nothing may be stored.
+    now = time.time()
+    frank = rs256(cached.signer, claims(now, sub="frank"))
+    grace = rs256(cached.signer, claims(now, sub="grace"))
+    for _ in range(2):
+        for token, user in ((frank, "frank"), (grace, "grace")):
+            response = cached.client.get("/api/protected/", headers={"Cookie": f"jwtgate_access={token}"})
+            assert response.status_code == 200
+            assert response.json()["userId"] == user
+    assert (checks(cached, frank), checks(cached, grace)) == (2, 2)
+    assert cached.client.get("/api/protected/").status_code == 401

@@ -1,5 +1,7 @@
 """HTTP-level attacks through Nginx: spoofed identity, path tricks, methods, header and body abuse."""
 
+import json
+
 import pytest
 
 from tests.security.gate import PROTECTED, PUBLIC
@@ -346,9 +348,11 @@ def test_large_body_with_valid_token_reaches_backend(gate, mint):
     answer, hits = gate.send("POST", PROTECTED + "upload", token=mint(), content=b"x" * 900_000)
     assert answer.status == 200
     assert hits == [("POST", PROTECTED + "upload", "alice")]
+    assert json.loads(answer.body)["bodyBytes"] == 900_000
 
 
 def test_chunked_body_with_valid_token_reaches_backend(gate, mint):
     answer, hits = gate.send("PUT", PROTECTED + "upload", token=mint(), content=(b"y" * 4096 for _ in range(64)))
     assert answer.status == 200
     assert hits == [("PUT", PROTECTED + "upload", "alice")]
+    assert json.loads(answer.body)["bodyBytes"] == 4096 * 64

@@ -28,16 +28,18 @@ def clock():
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, auth_database_url):
+    # Every test here runs on SQLite and on PostgreSQL (tests/services.py).
     return Settings(data_dir=str(tmp_path), access_token_ttl_seconds=600, refresh_token_ttl_seconds=3600,
-                    key_activation_delay_seconds=0)
+                    key_activation_delay_seconds=0, database_url=auth_database_url)
 
 
 @pytest.fixture
 def store(settings, clock):
-    store = UserStore.open(settings, clock=clock)
+    store = UserStore.open(settings, clock=clock, upgrade=True)
     store.add_user("alice", passwords.hash(PASSWORD), roles=["user"], scopes=["orders:read"])
-    return store
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -80,10 +82,14 @@ def test_login_returns_a_refresh_token_for_a_new_session(client, settings):
     assert login(client)["refresh_token"] != body["refresh_token"]
 
 
-def test_refresh_token_is_stored_only_as_a_hash(client, settings):
+def test_refresh_token_is_stored_only_as_a_hash(client, settings, store):
     token = login(client)["refresh_token"]
-    with open(os.path.join(settings.data_dir, "auth.db"), "rb") as database:
-        assert token.encode() not in database.read()
+    if store.path is not None:
+        with open(os.path.join(settings.data_dir, "auth.db"), "rb") as database:
+            assert token.encode() not in database.read()
+    with store.database.connect() as connection:
+        stored = [row[0] for row in connection.execute("SELECT token_hash FROM refresh_tokens").fetchall()]
+    assert stored and token not in stored and all(len(value) == 64 for value in stored)
 
 
 def test_refresh_rotates_both_tokens_in_the_same_session(client, clock):

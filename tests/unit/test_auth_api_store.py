@@ -1,4 +1,4 @@
-"""The SQLite user store: schema, validation and updates."""
+"""The user store on SQLite and on PostgreSQL: schema, validation and updates."""
 
 import os
 import sqlite3
@@ -22,12 +22,20 @@ class FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, auth_database_url):
+    store = UserStore.open(Settings(data_dir=str(tmp_path), database_url=auth_database_url), clock=FakeClock(),
+                           upgrade=True)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
     return UserStore.open(Settings(data_dir=str(tmp_path)), clock=FakeClock())
 
 
-def test_database_file_is_private_and_in_wal_mode(tmp_path, store):
-    store.add_user("alice", "hash")
+def test_database_file_is_private_and_in_wal_mode(tmp_path, sqlite_store):
+    sqlite_store.add_user("alice", "hash")
     path = tmp_path / "auth.db"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     for sidecar in ("auth.db-wal", "auth.db-shm"):
@@ -37,7 +45,8 @@ def test_database_file_is_private_and_in_wal_mode(tmp_path, store):
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_schema_is_at_the_latest_version_and_migrating_again_is_a_no_op(tmp_path, store):
+def test_schema_is_at_the_latest_version_and_migrating_again_is_a_no_op(tmp_path, sqlite_store):
+    store = sqlite_store
     assert store.schema_version() == len(store_module.MIGRATIONS)
     store.add_user("alice", "hash")
     UserStore.open(Settings(data_dir=str(tmp_path)))
@@ -48,7 +57,8 @@ def test_schema_is_at_the_latest_version_and_migrating_again_is_a_no_op(tmp_path
     assert versions == list(range(1, len(store_module.MIGRATIONS) + 1))
 
 
-def test_a_newer_schema_is_refused(tmp_path, store):
+def test_a_newer_schema_is_refused(tmp_path, sqlite_store):
+    store = sqlite_store
     with sqlite3.connect(tmp_path / "auth.db") as connection:
         connection.execute("INSERT INTO schema_version (version) VALUES (?)", (len(store_module.MIGRATIONS) + 1,))
     with pytest.raises(RuntimeError, match="newer"):

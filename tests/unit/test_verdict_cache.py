@@ -112,3 +112,15 @@ def test_stack_switch_is_off_by_default():
     assert stack.snippets_dir == Path("/nonexistent/nginx/snippets")
     assert stack.service_env()["VALIDATOR_VERDICT_MAX_AGE_SECONDS"] == "5"
     assert "VALIDATOR_VERDICT_MAX_AGE_SECONDS" not in Stack(Path("/nonexistent"), environ={}).service_env()
+
+
+def test_only_a_bearer_header_verdict_may_be_stored():
+    # The micro-cache keys on Authorization: a cookie's verdict (no Authorization at all) must never be stored.
+    clock = FakeClock()
+    client = _client(clock, verdict_max_age_seconds=5)
+    token = _hs256(clock())
+    by_cookie = client.simulate_get("/verify", headers={"X-Jwtgate-Cookie-Token": token})
+    assert by_cookie.status_code == 200
+    assert by_cookie.headers["cache-control"] == "no-store"
+    by_header = client.simulate_get("/verify", headers={"Authorization": f"bearer {token}"})
+    assert by_header.headers["cache-control"] == "max-age=5"

@@ -1,0 +1,79 @@
+"""Replay caches for DPoP proof `jti`s: each key is accepted once until it expires.
+
+One method, `first_use(key, expires_at)`: True the first time a key is seen, False afterwards. The
+SQLite cache is shared by every worker on one host (one file in the data directory); a Redis cache
+(SET key NX EXAT expires_at) would implement the same method for validators on several hosts.
+"""
+
+import os
+import sqlite3
+import threading
+import time
+
+_BUSY_TIMEOUT_SECONDS = 2.0
+# Expired rows are deleted at most this often per process: one indexed DELETE, not one per request.
+_PURGE_INTERVAL_SECONDS = 5.0
+
+
+class MemoryReplayCache:
+    """One process's replay cache: for tests and single-worker use only (workers do not share it)."""
+
+    def __init__(self, clock=time.time):
+        self._clock = clock
+        self._seen = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, key, expires_at):
+        now = self._clock()
+        with self._lock:
+            if len(self._seen) > 1024:
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+            if self._seen.get(key, 0) > now:
+                return False
+            self._seen[key] = expires_at
+            return True
+
+
+class SqliteReplayCache:
+    """A replay cache in one SQLite file, shared by every process that opens it; thread-safe.
+
+    The file is opened on first use, so a validator that never sees a DPoP proof never needs it.
+    """
+
+    def __init__(self, path, clock=time.time):
+        self.path = str(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._connection = None
+        self._pid = None
+        self._next_purge = 0.0
+
+    def _connect(self):
+        # One connection per process: a connection must not cross a fork (gunicorn's workers).
+        if self._connection is None or self._pid != os.getpid():
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode = WAL")
+            # A crash may lose the last few jtis: a proof lives a minute, and its iat check still holds.
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS dpop_jti (key BLOB PRIMARY KEY,"
+                               " expires_at INTEGER NOT NULL) WITHOUT ROWID")
+            connection.execute("CREATE INDEX IF NOT EXISTS dpop_jti_expiry ON dpop_jti (expires_at)")
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def first_use(self, key, expires_at):
+        now = self._clock()
+        with self._lock:
+            connection = self._connect()
+            if now >= self._next_purge:
+                self._next_purge = now + _PURGE_INTERVAL_SECONDS
+                connection.execute("DELETE FROM dpop_jti WHERE expires_at < ?", (int(now),))
+            try:
+                # The primary key makes the check and the insert one atomic step across processes.
+                connection.execute("INSERT OR FAIL INTO dpop_jti (key, expires_at) VALUES (?, ?)",
+                                   (bytes(key), int(expires_at)))
+            except sqlite3.IntegrityError:
+                return False
+            return True

@@ -1,0 +1,222 @@
+"""DPoP (RFC 9449) through the real Nginx: bound tokens from the auth API, proofs checked by the validator."""
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import start_stack
+from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
+
+pytestmark = pytest.mark.integration
+
+PATH = "/api/protected/"
+ALGS = 'algs="ES256 RS256"'
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    running = start_stack(tmp_path_factory, "dpop", VALIDATOR_WORKERS="2")
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def key():
+    return DpopKey.generate("ES256")
+
+
+def claims_of(token):
+    segment = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def dpop_login(stack, key):
+    url = f"{stack.url}/api/auth/login"
+    response = stack.client.post("/api/auth/login", json={"username": stack.username, "password": stack.password},
+                                 headers={"DPoP": key.proof("POST", url)})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def tokens(stack, key):
+    return dpop_login(stack, key)
+
+
+def call(stack, token, proof=None, *, scheme="DPoP", method="GET", path=PATH):
+    headers = {"Authorization": f"{scheme} {token}"}
+    if proof is not None:
+        headers["DPoP"] = proof
+    return stack.client.request(method, path, headers=headers)
+
+
+def assert_refused(stack, response, reason, error="invalid_dpop_proof"):
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == reason
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith(f'DPoP realm="jwtgate", error="{error}"'), challenge
+    assert challenge.endswith(ALGS), challenge
+
+
+def test_login_with_a_proof_binds_the_token(tokens, key):
+    assert tokens["token_type"] == "DPoP"
+    assert claims_of(tokens["access_token"])["cnf"] == {"jkt": key.thumbprint}
+
+
+def test_valid_proofs_pass(stack, tokens, key):
+    token = tokens["access_token"]
+    before = len(stack.backend_hits())
+    for _ in range(3):
+        response = call(stack, token, key.proof("GET", stack.url + PATH, token))
+        assert response.status_code == 200, response.text
+        assert response.json()["userId"] == stack.username
+    # The query is no part of htu (RFC 9449 section 4.3).
+    response = call(stack, token, key.proof("GET", stack.url + PATH, token), path=PATH + "?page=2")
+    assert response.status_code == 200, response.text
+    assert len(stack.backend_hits()) == before + 4
+
+
+def test_rsa_key_too(stack):
+    rsa_key = DpopKey.generate("RS256")
+    token = dpop_login(stack, rsa_key)["access_token"]
+    assert call(stack, token, rsa_key.proof("GET", stack.url + PATH, token)).status_code == 200
+
+
+def test_refusals_never_reach_the_backend(stack, tokens, key):
+    token, url = tokens["access_token"], stack.url + PATH
+    now = int(time.time())
+    thief = DpopKey.generate("ES256")
+    numbers = key.private_key.private_numbers()
+    with_private = {**key.jwk, "d": b64url(numbers.private_value.to_bytes(32, "big"))}
+    good_claims = {"jti": "x", "htm": "GET", "htu": url, "iat": now,
+                   "ath": b64url(hashlib.sha256(token.encode()).digest())}
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk}
+    replayed = key.proof("GET", url, token)
+    assert call(stack, token, replayed).status_code == 200
+    before = len(stack.backend_hits())
+    cases = {
+        "replayed": (replayed, "dpop_replayed"),
+        "wrong method": (key.proof("POST", url, token), "invalid_dpop_proof"),
+        "wrong uri": (key.proof("GET", stack.url + "/api/admin/", token), "invalid_dpop_proof"),
+        "wrong host": (key.proof("GET", url.replace("127.0.0.1", "localhost"), token), "invalid_dpop_proof"),
+        "stale iat": (key.proof("GET", url, token, iat=now - 120), "invalid_dpop_proof"),
+        "future iat": (key.proof("GET", url, token, iat=now + 120), "invalid_dpop_proof"),
+        "missing ath": (key.proof("GET", url), "invalid_dpop_proof"),
+        "ath of another token": (key.proof("GET", url, token[:-2] + "xx"), "invalid_dpop_proof"),
+        "signed by another key": (thief.sign(header, good_claims), "invalid_dpop_proof"),
+        "alg none": (unsigned({**header, "alg": "none"}, good_claims, b"sig"), "invalid_dpop_proof"),
+        "alg none, empty signature": (unsigned({**header, "alg": "none"}, good_claims), "invalid_dpop_proof"),
+        "hmac": (hmac_signed({**header, "alg": "HS256"}, good_claims, json.dumps(key.jwk).encode()),
+                 "invalid_dpop_proof"),
+        "private key inside": (key.sign({**header, "jwk": with_private}, {**good_claims, "jti": "y"}),
+                               "invalid_dpop_proof"),
+        "thief's own valid proof": (thief.proof("GET", url, token), "invalid_dpop_proof"),
+        "no proof": (None, "invalid_dpop_proof"),
+        "garbage": ("not a proof", "invalid_dpop_proof"),
+        "non-ascii": ("ey\u00e9.x.y".encode("utf-8"), "invalid_dpop_proof"),
+    }
+    for name, (proof, reason) in cases.items():
+        response = call(stack, token, proof)
+        assert response.status_code == 401, name
+        assert_refused(stack, response, reason)
+    assert len(stack.backend_hits()) == before
+
+
+def test_two_dpop_headers_are_refused(stack, tokens, key):
+    token, url = tokens["access_token"], stack.url + PATH
+    # Nginx 1.22 passes the first header only, 1.23+ both joined: refused either way.
+    headers = [("Authorization", f"DPoP {token}"), ("DPoP", "garbage"), ("DPoP", key.proof("GET", url, token))]
+    assert_refused(stack, stack.client.get(PATH, headers=headers), "invalid_dpop_proof")
+
+
+def test_bound_token_as_bearer_is_refused(stack, tokens, key):
+    token = tokens["access_token"]
+    response = call(stack, token, key.proof("GET", stack.url + PATH, token), scheme="Bearer")
+    assert_refused(stack, response, "dpop_required", error="invalid_token")
+
+
+def test_bearer_tokens_keep_working(stack, key):
+    token = stack.login()
+    assert "cnf" not in claims_of(token)
+    assert call(stack, token, scheme="Bearer").status_code == 200
+    assert_refused(stack, call(stack, token, key.proof("GET", stack.url + PATH, token)), "dpop_unbound",
+                   error="invalid_token")
+
+
+def test_login_with_a_bad_proof_is_refused(stack, key):
+    body = {"username": stack.username, "password": stack.password}
+    for proof in (key.proof("POST", f"{stack.url}/api/auth/refresh"), key.proof("GET", f"{stack.url}/api/auth/login"),
+                  "garbage"):
+        response = stack.client.post("/api/auth/login", json=body, headers={"DPoP": proof})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_dpop_proof"
+    proof = key.proof("POST", f"{stack.url}/api/auth/login")
+    assert stack.client.post("/api/auth/login", json=body, headers={"DPoP": proof}).status_code == 200
+    replay = stack.client.post("/api/auth/login", json=body, headers={"DPoP": proof})
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"
+
+
+def test_refresh_needs_the_same_key(stack):
+    key, thief = DpopKey.generate("ES256"), DpopKey.generate("ES256")
+    refresh_token = dpop_login(stack, key)["refresh_token"]
+    url = f"{stack.url}/api/auth/refresh"
+
+    def refresh(proof):
+        return stack.client.post("/api/auth/refresh", json={"refresh_token": refresh_token},
+                                 headers={} if proof is None else {"DPoP": proof})
+
+    for proof in (None, thief.proof("POST", url)):
+        response = refresh(proof)
+        assert response.status_code == 401 and response.json()["error"] == "invalid_grant", response.text
+    # Neither attempt spent the token: its holder refreshes, and gets a token bound to the same key.
+    response = refresh(key.proof("POST", url))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "DPoP"
+    assert claims_of(body["access_token"])["cnf"] == {"jkt": key.thumbprint}
+    token = body["access_token"]
+    assert call(stack, token, key.proof("GET", stack.url + PATH, token)).status_code == 200
+
+
+def test_logout_needs_the_key_too(stack):
+    key = DpopKey.generate("ES256")
+    token = dpop_login(stack, key)["access_token"]
+    url = f"{stack.url}/api/auth/logout"
+    for headers in ({"Authorization": f"Bearer {token}"}, {"Authorization": f"DPoP {token}"},
+                    {"Authorization": f"DPoP {token}", "DPoP": DpopKey.generate("ES256").proof("POST", url, token)}):
+        response = stack.client.post("/api/auth/logout", headers=headers)
+        assert response.status_code == 401, response.text
+    assert call(stack, token, key.proof("GET", stack.url + PATH, token)).status_code == 200
+    response = stack.client.post("/api/auth/logout", headers={"Authorization": f"DPoP {token}",
+                                                               "DPoP": key.proof("POST", url, token)})
+    assert response.status_code == 204, response.text
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        response = call(stack, token, key.proof("GET", stack.url + PATH, token))
+        if response.status_code == 401:
+            break
+        time.sleep(0.1)
+    assert response.status_code == 401 and response.json()["error"] == "revoked"
+
+
+def test_the_example_cli_as_the_readme_shows_it(stack, tmp_path):
+    client = [sys.executable, str(Path(__file__).resolve().parents[2] / "examples" / "dpop_client.py")]
+    login = subprocess.run([*client, "login", stack.url, stack.username], input=stack.password + "\n", cwd=tmp_path,
+                           capture_output=True, text=True, timeout=30)
+    assert login.returncode == 0, login.stderr
+    assert "token_type: DPoP" in login.stdout
+    assert (tmp_path / "dpop-key.pem").stat().st_mode & 0o777 == 0o600
+    command = subprocess.run([*client, "curl", stack.url + PATH], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=30).stdout
+    first = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30).stdout
+    assert first.startswith("HTTP/1.1 200"), first
+    again = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30).stdout
+    assert again.startswith("HTTP/1.1 401") and "dpop_replayed" in again, again
+    refresh = subprocess.run([*client, "refresh", stack.url], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert refresh.returncode == 0 and "token_type: DPoP" in refresh.stdout, refresh.stderr

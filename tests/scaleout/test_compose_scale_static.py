@@ -1,0 +1,59 @@
+"""docker-compose.scale.yml, checked without Docker like the default file (tests/e2e/test_compose_static.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from auth_api.config import Settings as AuthSettings
+from tests.e2e.test_compose_static import _check_compose_schema, _load_yaml
+from validator.config import Settings as ValidatorSettings
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE_FILE = ROOT / "docker-compose.scale.yml"
+
+
+@pytest.fixture(scope="module")
+def merged():
+    """The two files as `docker compose -f docker-compose.yml -f docker-compose.scale.yml` merges them
+    (environment mappings merge per key, the rest per service key)."""
+    base, scale = _load_yaml(ROOT / "docker-compose.yml"), _load_yaml(SCALE_FILE)
+    services = {name: dict(service) for name, service in base["services"].items()}
+    for name, override in scale["services"].items():
+        service = services.setdefault(name, {})
+        for key, value in override.items():
+            if isinstance(value, dict) and isinstance(service.get(key), dict):
+                service[key] = {**service[key], **value}
+            else:
+                service[key] = value
+    return {"services": services, "volumes": {**base["volumes"], **scale["volumes"]}}
+
+
+def test_scale_file_validates_against_the_compose_specification():
+    result = _check_compose_schema(SCALE_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_replicas_and_shared_state(merged):
+    services = merged["services"]
+    assert services["validator"]["deploy"]["replicas"] >= 2
+    assert services["auth-api"]["deploy"]["replicas"] >= 2
+    for name in ("redis", "postgres"):
+        assert services[name]["networks"] == ["internal"]
+        assert "ports" not in services[name]
+        assert "healthcheck" in services[name]
+    assert services["auth-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert {"redis-data", "postgres-data", "auth-data"} <= set(merged["volumes"])
+
+
+def test_merged_environments_are_valid_settings_on_the_shared_services(merged):
+    services = merged["services"]
+    auth = AuthSettings.from_env({key: str(value) for key, value in services["auth-api"]["environment"].items()})
+    assert auth.database_url.startswith("postgresql://") and "@postgres:" in auth.database_url
+    assert auth.revocation_db == auth.lockout_store == "redis://redis:6379/0"
+    init = services["auth-init"]["environment"]
+    assert init["AUTH_DATABASE_URL"] == auth.database_url
+    validator = ValidatorSettings.from_env({key: str(value)
+                                            for key, value in services["validator"]["environment"].items()})
+    assert validator.revocation_db == auth.revocation_db

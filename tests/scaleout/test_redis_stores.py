@@ -1,0 +1,160 @@
+"""The Redis revocation store, the pushed feed and the shared lockout counters, on a real redis-server."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from auth_api.limits import LockoutPolicy, MemoryFailureCounters
+from auth_api.shared_limits import RedisFailureCounters
+from jwtgate.redis_revocation import RedisRevocationStore, client_from_url
+from jwtgate.revocation import Revocation
+from validator.redis_feed import PushedRevocationFeed
+from validator.revocation import RevocationSet
+from validator.tokens import Identity
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    redis_server.flush()
+    return redis_server.url
+
+
+def identity(jti="j1", sid="s1", sub="alice", iat=100):
+    return Identity(sub=sub, roles=(), scopes=(), jti=jti, iat=iat, exp=iat + 600, sid=sid)
+
+
+def test_changes_after_a_cursor_like_the_sqlite_store(redis_url):
+    clock = [1000.0]
+    store = RedisRevocationStore(redis_url, clock=lambda: clock[0])
+    store.create()
+    assert store.changes(0) == ([], 0)
+    store.add([Revocation("jti", "a", 2000), Revocation("sid", "s", 1500)])
+    first, cursor = store.changes(0)
+    assert [(r.kind, r.value) for r in first] == [("jti", "a"), ("sid", "s")]
+    assert store.changes(cursor) == ([], cursor)
+    store.add([Revocation("sub", "alice", 3000, cutoff=990)])
+    later, _ = store.changes(cursor)
+    assert later == [Revocation("sub", "alice", 3000, cutoff=990)]
+    # Expired entries are not handed out.
+    clock[0] = 1600
+    assert [(r.kind, r.value) for r in store.changes(0)[0]] == [("jti", "a"), ("sub", "alice")]
+    with pytest.raises(ValueError):
+        store.add([Revocation("nope", "x", 2000)])
+
+
+def test_entries_older_than_the_retention_are_trimmed(redis_url):
+    store = RedisRevocationStore(redis_url, retention_seconds=1)
+    store.add([Revocation("jti", "old", int(time.time()) + 1)])
+    time.sleep(1.2)
+    store.add([Revocation("jti", "new", int(time.time()) + 60)])
+    assert store.client.xlen("jwtgate:revocations") == 1
+
+
+def test_a_pushed_revocation_is_applied_long_before_the_next_poll(redis_url):
+    store = RedisRevocationStore(redis_url)
+    revocations = RevocationSet()
+    # A 5 s poll: only the push can make the revocation land within the test's wait.
+    feed = PushedRevocationFeed(store, revocations, url=redis_url, interval=5, max_staleness=30)
+
+    async def scenario():
+        await feed.sync()
+        runner = asyncio.create_task(feed.run())
+        await asyncio.sleep(0.3)
+        added = time.monotonic()
+        await asyncio.to_thread(store.add, [Revocation("jti", "j1", int(time.time()) + 60)])
+        while feed.refusal(identity()) is None and time.monotonic() - added < 3:
+            await asyncio.sleep(0.005)
+        delay = time.monotonic() - added
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        return delay
+
+    delay = asyncio.run(scenario())
+    assert feed.refusal(identity()) == "revoked"
+    print(f"redis push: revocation applied {delay * 1000:.1f} ms after add (poll interval 5 s)")
+
+
+def test_redis_down_keeps_the_last_set_for_the_staleness_bound_then_fails_closed(redis_url):
+    now = [0.0]
+    store = RedisRevocationStore(redis_url)
+    store.add([Revocation("jti", "j1", int(time.time()) + 60)])
+    feed = PushedRevocationFeed(store, RevocationSet(), url=redis_url, interval=0.1, max_staleness=30,
+                                clock=lambda: now[0])
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity()) == "revoked"
+    assert feed.refusal(identity(jti="j2", sid="s2")) is None
+    # Redis unreachable (nothing listens on port 1): the last synced set still answers...
+    feed._store = RedisRevocationStore("redis://127.0.0.1:1/0")
+    now[0] = 29
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity()) == "revoked"
+    assert feed.refusal(identity(jti="j2", sid="s2")) is None
+    # ...until the bound, then every token is refused.
+    now[0] = 31
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity(jti="j2", sid="s2")) == "revocation_unavailable"
+    # Readable again: back to normal at the next sync.
+    feed._store = store
+    asyncio.run(feed.sync())
+    assert feed.refusal(identity(jti="j2", sid="s2")) is None
+
+
+def test_redis_lockout_counters_match_the_in_memory_reference(redis_url):
+    policy = LockoutPolicy(threshold=3, base_seconds=30, max_seconds=100, forget_after_seconds=1000)
+    redis_counters = RedisFailureCounters(client_from_url(redis_url))
+    memory = MemoryFailureCounters()
+    for now in (0, 1, 2, 3, 40, 41, 100, 101, 300, 2000, 2001):
+        assert redis_counters.charge("k", now, policy) == memory.charge("k", now, policy), now
+        assert redis_counters.failures("k") == memory.failures("k")
+    redis_counters.clear("k")
+    assert redis_counters.failures("k") == 0
+
+
+def test_concurrent_failures_from_two_replicas_are_all_counted(redis_url):
+    policy = LockoutPolicy(threshold=100, base_seconds=30, max_seconds=100)
+    replicas = [RedisFailureCounters(client_from_url(redis_url)) for _ in range(2)]
+    barrier = threading.Barrier(16)
+
+    def attempt(index):
+        barrier.wait()
+        for _ in range(5):
+            replicas[index % 2].charge("k", 10, policy)
+
+    threads = [threading.Thread(target=attempt, args=(index,)) for index in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert replicas[0].failures("k") == 80
+
+
+def test_auth_api_refuses_logins_with_503_while_the_lockout_redis_is_down(tmp_path):
+    from falcon import testing
+
+    from auth_api import passwords
+    from auth_api.app import create_app
+    from auth_api.config import Settings
+    from auth_api.keys import KeyRing
+    from auth_api.limits import LoginThrottle
+    from auth_api.store import UserStore
+    from jwtgate.revocation import SqliteRevocationStore
+
+    settings = Settings(data_dir=str(tmp_path))
+    store = UserStore.open(settings)
+    store.add_user("alice", passwords.hash("correct horse battery staple"))
+    revocations = SqliteRevocationStore(settings.revocation_db)
+    revocations.create()
+    # Nothing listens on port 1: every charge fails to connect.
+    throttle = LoginThrottle(RedisFailureCounters(client_from_url("redis://127.0.0.1:1/0")),
+                             LockoutPolicy.from_settings(settings))
+    client = testing.TestClient(create_app(settings, store=store, keyring=KeyRing.open(settings),
+                                           revocations=revocations, clock=time.time, throttle=throttle))
+    response = client.simulate_post("/api/auth/login", json={"username": "alice",
+                                                             "password": "correct horse battery staple"})
+    assert response.status_code == 503
+    assert response.json["error"] == "auth_unavailable"
+    assert response.headers["Retry-After"] == "5"

@@ -1,0 +1,299 @@
+"""DPoP proofs (RFC 9449) in-process: the proof checker with a fake clock, the replay caches, /verify."""
+
+import asyncio
+import json
+
+import falcon.testing
+import pytest
+
+from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
+from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
+from tests.fakes import FakeClock
+from tests.minting import RsaSigner, claims, rs256
+from validator.app import create_app
+from validator.config import Settings
+from validator.dpop import ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
+from validator.keys import JwksSource
+
+pytestmark = pytest.mark.unit
+
+URL = "https://api.example/api/protected/"
+TOKEN = "header.claims.signature"
+ALGS = 'algs="ES256 RS256"'
+
+
+@pytest.fixture(scope="module")
+def key():
+    return DpopKey.generate("ES256")
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return DpopKey.generate("RS256")
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def checker(clock):
+    return ProofChecker(iat_window=60, clock=clock)
+
+
+def proof_claims(clock, **overrides):
+    base = {"jti": "jti-1", "htm": "GET", "htu": URL, "iat": int(clock()), "ath": access_token_hash(TOKEN)}
+    for name, value in overrides.items():
+        if value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    return base
+
+
+def proof_header(key, **overrides):
+    return {"typ": "dpop+jwt", "alg": key.alg, "jwk": key.jwk, **overrides}
+
+
+def check(checker, proof, method="GET", url=URL, token=TOKEN):
+    return checker.check(proof, method=method, url=normalize_uri(url), access_token=token)
+
+
+def rejected(checker, proof, detail, **kwargs):
+    with pytest.raises(ProofRejected) as caught:
+        check(checker, proof, **kwargs)
+    assert caught.value.detail == detail
+
+
+@pytest.mark.parametrize("which", ["key", "rsa_key"])
+def test_valid_proof_gives_the_key_thumbprint(which, request, checker, clock):
+    signer = request.getfixturevalue(which)
+    result = check(checker, signer.sign(proof_header(signer), proof_claims(clock)))
+    assert result.jkt == signer.thumbprint
+    assert (result.jti, result.iat) == ("jti-1", int(clock()))
+
+
+def test_thumbprint_matches_rfc_7638_example():
+    # RFC 7638 section 3.1.
+    example = {
+        "kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCi"
+             "FV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnY"
+             "b9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw"
+             "0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+    }
+    assert thumbprint(example) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+def test_iat_window_both_ways(checker, key, clock):
+    for iat, ok in ((clock() - 60, True), (clock() + 60, True), (clock() - 61, False), (clock() + 61, False)):
+        proof = key.sign(proof_header(key), proof_claims(clock, iat=int(iat)))
+        if ok:
+            check(checker, proof)
+        else:
+            rejected(checker, proof, "iat_window")
+    clock.tick(120)
+    rejected(checker, key.sign(proof_header(key), proof_claims(clock, iat=int(clock()) - 120)), "iat_window")
+
+
+@pytest.mark.parametrize("overrides, detail", [
+    ({"htm": "POST"}, "htm"),
+    ({"htm": "get"}, "htm"),
+    ({"htm": None}, "htm"),
+    ({"htu": "https://api.example/api/admin/"}, "htu"),
+    ({"htu": "https://other.example/api/protected/"}, "htu"),
+    ({"htu": "http://api.example/api/protected/"}, "htu"),
+    ({"htu": None}, "htu"),
+    ({"htu": "/api/protected/"}, "htu"),
+    ({"ath": None}, "ath"),
+    ({"ath": access_token_hash("another.token.value")}, "ath"),
+    ({"jti": None}, "jti"),
+    ({"jti": ""}, "jti"),
+    ({"jti": 7}, "jti"),
+    ({"iat": None}, "iat"),
+    ({"iat": "1800000000"}, "iat"),
+    ({"iat": True}, "iat"),
+])
+def test_claims_must_match_the_request(checker, key, clock, overrides, detail):
+    rejected(checker, key.sign(proof_header(key), proof_claims(clock, **overrides)), detail)
+
+
+@pytest.mark.parametrize("htu", [
+    "https://API.example:443/api/protected/?q=1",
+    "HTTPS://api.example/api/%70rotected/",
+    "https://api.example/api/x/../protected/#frag",
+    "https://api.example/api/./protected/",
+])
+def test_htu_is_compared_after_rfc_3986_normalisation(checker, key, clock, htu):
+    check(checker, key.sign(proof_header(key), proof_claims(clock, htu=htu)))
+
+
+def test_request_url_from_what_nginx_passes():
+    assert request_url("http", "127.0.0.1:8080", "/api/protected/a?b=c") == "http://127.0.0.1:8080/api/protected/a"
+    assert request_url("https", "Example.COM:443", "/x") == "https://example.com/x"
+    assert request_url("http", "", "/x") is None
+    assert request_url("http", "h", "x") is None
+    assert request_url(None, "h", "/x") is None
+    assert normalize_uri("ftp://h/x") is None
+    assert normalize_uri("http://user@h/x") is None
+
+
+def test_header_rules(checker, key, rsa_key, clock):
+    good = proof_claims(clock)
+    rejected(checker, key.sign(proof_header(key, typ="JWT"), good), "typ")
+    rejected(checker, key.sign({"alg": "ES256", "jwk": key.jwk}, good), "typ")
+    rejected(checker, key.sign(proof_header(key, alg="ES384"), good), "alg")
+    rejected(checker, key.sign(proof_header(key, kid="k1"), good), "header_member")
+    rejected(checker, key.sign(proof_header(key, jku="https://evil/jwks"), good), "header_member")
+    rejected(checker, key.sign({"typ": "dpop+jwt", "alg": "ES256"}, good), "jwk_missing")
+    # The header names RS256 over an EC key, or ES256 over an RSA key.
+    rejected(checker, key.sign(proof_header(key, alg="RS256"), good), "jwk_alg_mismatch")
+    rejected(checker, rsa_key.sign(proof_header(rsa_key, alg="ES256"), good), "jwk_alg_mismatch")
+    rejected(checker, key.sign(proof_header(key, jwk={**key.jwk, "crv": "P-384"}), good), "jwk_invalid")
+
+
+def test_private_key_in_the_header_is_refused(checker, key, clock):
+    numbers = key.private_key.private_numbers()
+    private = {**key.jwk, "d": b64url(numbers.private_value.to_bytes(32, "big"))}
+    rejected(checker, key.sign(proof_header(key, jwk=private), proof_claims(clock)), "jwk_private")
+
+
+def test_none_and_hmac_are_refused(checker, key, clock):
+    good = proof_claims(clock)
+    rejected(checker, unsigned(proof_header(key, alg="none"), good), "malformed")
+    rejected(checker, unsigned(proof_header(key, alg="none"), good, b"sig"), "alg")
+    rejected(checker, hmac_signed(proof_header(key, alg="HS256"), good, b"k" * 32), "alg")
+    # An HMAC keyed with the public JWK's own text, the classic key confusion.
+    rejected(checker, hmac_signed(proof_header(key, alg="HS256"), good, json.dumps(key.jwk).encode()), "alg")
+
+
+def test_signature_by_another_key_than_the_header_names(checker, key, clock):
+    other = DpopKey.generate("ES256")
+    rejected(checker, other.sign(proof_header(key), proof_claims(clock)), "signature")
+
+
+@pytest.mark.parametrize("proof", ["", "a.b", "a.b.c.d", "!", "eyJ.eyJ.sig,second.proof.here", "x" * 5000])
+def test_malformed_proofs(checker, proof):
+    with pytest.raises(ProofRejected):
+        check(checker, proof)
+
+
+def test_duplicate_json_members_are_malformed(checker, key, clock):
+    header = json.dumps(proof_header(key))[:-1] + ', "typ": "dpop+jwt"}'
+    signing_input = f"{b64url(header)}.{b64url(json.dumps(proof_claims(clock)))}"
+    proof = f"{signing_input}.{b64url(key._signer.sign(signing_input.encode()))}"
+    rejected(checker, proof, "malformed")
+
+
+def test_no_ath_needed_without_an_access_token(checker, key, clock):
+    proof = key.sign(proof_header(key), proof_claims(clock, ath=None, htm="POST"))
+    assert checker.check(proof, method="POST", url=normalize_uri(URL)).jkt == key.thumbprint
+
+
+def test_memory_replay_cache(clock):
+    cache = MemoryReplayCache(clock)
+    assert cache.first_use(b"a", clock() + 10)
+    assert not cache.first_use(b"a", clock() + 10)
+    assert cache.first_use(b"b", clock() + 10)
+    clock.tick(11)
+    assert cache.first_use(b"a", clock() + 10)
+
+
+def test_sqlite_replay_cache_is_shared_between_instances(tmp_path, clock):
+    first, second = SqliteReplayCache(tmp_path / "r.db", clock), SqliteReplayCache(tmp_path / "r.db", clock)
+    assert first.first_use(b"k" * 32, clock() + 61)
+    assert not second.first_use(b"k" * 32, clock() + 61)
+    assert not first.first_use(b"k" * 32, clock() + 61)
+    assert second.first_use(b"j" * 32, clock() + 61)
+    assert (tmp_path / "r.db").stat().st_mode & 0o777 == 0o600
+
+
+# /verify in-process: the binding rules and the challenges.
+
+@pytest.fixture(scope="module")
+def signer():
+    return RsaSigner(kid="key-1")
+
+
+@pytest.fixture
+def client(signer, clock):
+    def fetch(url, *, unix_socket=None, timeout=None):
+        return 200, json.dumps(signer.jwks()).encode()
+
+    keys = JwksSource("http://auth/jwks", fetch=fetch, clock=clock)
+    asyncio.run(keys.refresh())
+    settings = Settings(jwks_url="http://auth/jwks", verdict_max_age_seconds=5)
+    return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
+
+
+ORIGINAL = {"X-Original-Method": "GET", "X-Original-Scheme": "https", "X-Original-Host": "api.example",
+            "X-Original-URI": "/api/protected/?page=2"}
+
+
+def bound_token(signer, key, clock):
+    return rs256(signer, claims(clock(), cnf={"jkt": key.thumbprint}))
+
+
+def verify(client, token, scheme="DPoP", proof=None):
+    headers = {**ORIGINAL, "Authorization": f"{scheme} {token}"}
+    if proof is not None:
+        headers["DPoP"] = proof
+    return client.simulate_get("/verify", headers=headers)
+
+
+def assert_dpop_denied(result, reason, error="invalid_dpop_proof"):
+    assert result.status_code == 401
+    assert result.headers["X-Auth-Error"] == reason
+    challenge = result.headers["WWW-Authenticate"]
+    assert challenge.startswith(f'DPoP realm="jwtgate", error="{error}"') and challenge.endswith(ALGS), challenge
+
+
+def test_bound_token_with_a_proof_passes_and_is_never_cacheable(client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    for jti in ("one", "two"):
+        result = verify(client, token, proof=key.proof("GET", URL, token, iat=int(clock()), jti=jti))
+        assert result.status_code == 200, result.headers
+        assert result.headers["X-User-Id"] == "alice"
+        # The Nginx micro-cache keys on Authorization: a bound token's verdict must never be stored.
+        assert result.headers["Cache-Control"] == "no-store"
+    # An unbound bearer token still gets its max-age.
+    plain = rs256(signer, claims(clock()))
+    assert verify(client, plain, scheme="Bearer").headers["Cache-Control"].startswith("max-age=")
+
+
+def test_the_proof_is_checked_on_cached_verdicts_too(client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    proof = key.proof("GET", URL, token, iat=int(clock()))
+    assert verify(client, token, proof=proof).status_code == 200
+    assert_dpop_denied(verify(client, token, proof=proof), "dpop_replayed")
+    assert_dpop_denied(verify(client, token), "invalid_dpop_proof")
+    assert_dpop_denied(verify(client, token, proof=key.proof("POST", URL, token, iat=int(clock()))),
+                       "invalid_dpop_proof")
+
+
+def test_bound_token_as_bearer_or_without_proof_is_refused(client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    assert_dpop_denied(verify(client, token, scheme="Bearer", proof=key.proof("GET", URL, token)), "dpop_required",
+                       error="invalid_token")
+    assert_dpop_denied(verify(client, token, scheme="dpop"), "invalid_dpop_proof")
+
+
+def test_stolen_token_with_the_thiefs_own_proof(client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    thief = DpopKey.generate("ES256")
+    assert_dpop_denied(verify(client, token, proof=thief.proof("GET", URL, token, iat=int(clock()))),
+                       "invalid_dpop_proof")
+
+
+def test_unbound_token_with_the_dpop_scheme_is_refused(client, signer, key, clock):
+    token = rs256(signer, claims(clock()))
+    assert_dpop_denied(verify(client, token, proof=key.proof("GET", URL, token)), "dpop_unbound",
+                       error="invalid_token")
+
+
+@pytest.mark.parametrize("cnf", [{"jkt": "short"}, {"x5t#S256": "a" * 43}, "jkt", {"jkt": "a" * 43, "other": 1}])
+def test_unenforceable_confirmation_claims_are_refused(client, signer, key, clock, cnf):
+    token = rs256(signer, claims(clock(), cnf=cnf))
+    result = verify(client, token, scheme="Bearer")
+    assert result.status_code == 401 and result.headers["X-Auth-Error"] == "invalid_claims"

@@ -1,0 +1,248 @@
+"""DPoP proofs (RFC 9449): the strict checks of section 4.3, shared by the validator and the auth API.
+
+A proof is a JWS the client signs for one request with a key of its own, whose public half rides in
+the header (`jwk`). We check its syntax as strictly as an access token's (the same canonical
+base64url and duplicate-free JSON), hand python-jose only the signature check with the one
+algorithm the key allows, and check every claim ourselves. Replay (`jti`) is the caller's step, via
+jwtgate.replay, after every other check passed, so an invalid proof never uses up a `jti`.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+import string
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from jose import jwk, jws
+
+from validator.tokens import TokenRejected, _b64decode, _json_object
+
+# RFC 9449 section 5.1 (dpop_signing_alg_values_supported): what we verify. Never none or HMAC:
+# a proof must be signed with a private key only the client holds.
+ALGORITHMS = ("ES256", "RS256")
+PROOF_TYPE = "dpop+jwt"
+MAX_PROOF_BYTES = 4096
+_HEADER = frozenset({"typ", "alg", "jwk"})
+# RFC 7638 section 3.2: the required members, in lexicographic order, are all a thumbprint covers.
+_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_JTI = re.compile(r"[\x21-\x7e]{1,255}")
+_METHOD = re.compile(r"[A-Z]{1,16}")
+_MIN_RSA_BITS, _MAX_RSA_BITS = 2048, 8192
+# base64url of a SHA-256: what `cnf.jkt` and `ath` hold.
+SHA256_B64 = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class ProofRejected(Exception):
+    """A DPoP proof failed a check; `detail` says which, for logs only (clients see one error)."""
+
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A checked proof: the key's thumbprint, and what the replay cache needs."""
+
+    jkt: str
+    jti: str
+    iat: int
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def thumbprint(key):
+    """RFC 7638 JWK SHA-256 thumbprint (base64url) of a public EC or RSA JWK."""
+    members = {name: key[name] for name in _THUMBPRINT_MEMBERS[key["kty"]]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+def access_token_hash(token):
+    """RFC 9449 section 4.2 `ath`: base64url of the SHA-256 of the access token's ASCII."""
+    return b64url(hashlib.sha256(token.encode("ascii")).digest())
+
+
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST = re.compile(r"[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\]")
+_URI_CHARS = re.compile(r"[\x21-\x7e]{1,4096}")
+
+
+def _percent(match):
+    # RFC 3986 section 6.2.2.2: decode unreserved characters, upper-case the rest.
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def _remove_dot_segments(path):
+    # RFC 3986 section 5.2.4, on an absolute path.
+    output = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if output:
+                output.pop()
+            if last:
+                output.append("")
+        elif segment == ".":
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    return "/" + "/".join(output)
+
+
+def normalize_uri(uri):
+    """RFC 9449 section 4.3 `htu` form: syntax- and scheme-based normalisation (RFC 3986 6.2.2, 6.2.3),
+    without query and fragment; None when it is no absolute http(s) URI."""
+    if not isinstance(uri, str) or not _URI_CHARS.fullmatch(uri):
+        return None
+    try:
+        parts = urlsplit(uri)
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or ""), parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or "@" in parts.netloc:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    if not _HOST.fullmatch(host):
+        return None
+    authority = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = _remove_dot_segments(_PERCENT.sub(_percent, parts.path or "/"))
+    return f"{scheme}://{authority}{path}"
+
+
+def request_url(scheme, host, uri):
+    """The normalised URL of the request Nginx reports: scheme, Host and $request_uri (query dropped)."""
+    if not scheme or not host or not uri or not uri.startswith("/"):
+        return None
+    return normalize_uri(f"{scheme}://{host}{uri.split('?', 1)[0]}")
+
+
+def _public_key(header):
+    """(verification key, thumbprint) of the header's `jwk`, which must be public and fit `alg`."""
+    key = header.get("jwk")
+    if not isinstance(key, dict):
+        raise ProofRejected("jwk_missing")
+    if key.keys() & _PRIVATE_MEMBERS:
+        raise ProofRejected("jwk_private")
+    kty, alg = key.get("kty"), header["alg"]
+    members = _THUMBPRINT_MEMBERS.get(kty)
+    if members is None or (kty, alg) not in (("EC", "ES256"), ("RSA", "RS256")):
+        raise ProofRejected("jwk_alg_mismatch")
+    if any(not isinstance(key.get(name), str) for name in members):
+        raise ProofRejected("jwk_invalid")
+    if key.get("alg", alg) != alg:
+        raise ProofRejected("jwk_alg_mismatch")
+    try:
+        if kty == "EC":
+            if key["crv"] != "P-256" or len(_b64decode(key["x"])) != 32 or len(_b64decode(key["y"])) != 32:
+                raise ProofRejected("jwk_invalid")
+        else:
+            bits = int.from_bytes(_b64decode(key["n"]), "big").bit_length()
+            if not _MIN_RSA_BITS <= bits <= _MAX_RSA_BITS or len(key["e"]) > 8:
+                raise ProofRejected("jwk_invalid")
+        # Only the required members: nothing else the sender wrote shapes the key.
+        public = {name: key[name] for name in members}
+        return jwk.construct(public, alg), thumbprint(public)
+    except ProofRejected:
+        raise
+    except Exception:
+        # TokenRejected from the strict base64url, or the backend refusing the point or modulus.
+        raise ProofRejected("jwk_invalid") from None
+
+
+class ProofChecker:
+    """Checks DPoP proofs against one request; stateless apart from its clock."""
+
+    def __init__(self, *, iat_window, clock=time.time):
+        self._window = iat_window
+        self._clock = clock
+
+    @property
+    def iat_window(self):
+        return self._window
+
+    def check(self, proof, *, method, url, access_token=None):
+        """The checked Proof, or ProofRejected. `url` is request_url(...); `access_token` demands `ath`."""
+        if not proof:
+            raise ProofRejected("missing")
+        # A comma: Falcon joined two DPoP headers (RFC 9449 section 4.3 step 1: exactly one).
+        if len(proof) > MAX_PROOF_BYTES or "," in proof:
+            raise ProofRejected("malformed")
+        parts = proof.split(".")
+        if len(parts) != 3:
+            raise ProofRejected("malformed")
+        try:
+            header = _json_object(_b64decode(parts[0]))
+            claims = _json_object(_b64decode(parts[1]))
+            _b64decode(parts[2])
+        except TokenRejected:
+            raise ProofRejected("malformed") from None
+        if header.get("typ") != PROOF_TYPE:
+            raise ProofRejected("typ")
+        if header.get("alg") not in ALGORITHMS:
+            raise ProofRejected("alg")
+        if not header.keys() <= _HEADER:
+            raise ProofRejected("header_member")
+        key, jkt = _public_key(header)
+        try:
+            jws.verify(proof, key, algorithms=[header["alg"]])
+        except Exception:
+            raise ProofRejected("signature") from None
+        jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
+        if not isinstance(jti, str) or not _JTI.fullmatch(jti):
+            raise ProofRejected("jti")
+        if not isinstance(htm, str) or not _METHOD.fullmatch(htm) or htm != method:
+            raise ProofRejected("htm")
+        if url is None or normalize_uri(htu) != url:
+            raise ProofRejected("htu")
+        if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+            raise ProofRejected("iat")
+        if abs(self._clock() - iat) > self._window:
+            raise ProofRejected("iat_window")
+        if access_token is not None:
+            ath = claims.get("ath")
+            if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
+                raise ProofRejected("ath")
+        return Proof(jkt=jkt, jti=jti, iat=int(iat))
+
+    def replay_key(self, proof):
+        """(key, expires_at) for the replay cache: a jti counts per key, until its iat leaves the window."""
+        key = hashlib.sha256(f"{proof.jkt}:{proof.jti}".encode("ascii")).digest()
+        return key, proof.iat + self._window + 1
+
+
+class ProofGate:
+    """The validator's step for a DPoP-bound token: a valid, unreplayed proof for this request and key."""
+
+    def __init__(self, checker, replay):
+        self._checker = checker
+        self._replay = replay
+
+    def check(self, proof, *, method, url, access_token, jkt):
+        """The checked Proof, or TokenRejected: invalid_dpop_proof (with .detail) or dpop_replayed."""
+        try:
+            checked = self._checker.check(proof, method=method, url=url, access_token=access_token)
+            if not hmac.compare_digest(checked.jkt, jkt):
+                # A valid proof by another key: a stolen token with the thief's own proof.
+                raise ProofRejected("jkt_mismatch")
+        except ProofRejected as rejected:
+            refusal = TokenRejected("invalid_dpop_proof")
+            refusal.detail = rejected.detail
+            raise refusal from None
+        # Last, so only a proof that passed everything else uses up its jti.
+        if not self._replay.first_use(*self._checker.replay_key(checked)):
+            raise TokenRejected("dpop_replayed")
+        return checked
