@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help venv nginx chromium run test test-unit test-integration check-config clean e2e up down
+.PHONY: help venv nginx chromium servers run test test-unit test-integration check-config clean e2e up down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,7 +39,19 @@ chromium: ## Install Debian's chromium when it is missing (as root), or say how
 	    echo "chromium is not installed: run 'sudo apt-get install chromium' (Debian's package), then retry." >&2; exit 1; \
 	  fi; }
 
-test: venv nginx chromium $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
+# The servers the tests start themselves: Redis and PostgreSQL (scale-out), wrk (the tiny bench).
+servers: ## Install Debian's redis-server, postgresql and wrk when missing (as root), or say how
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	  [ -z "$$missing" ] || { \
+	    if [ "$$(id -u)" = 0 ]; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else \
+	      echo "missing:$$missing: run 'sudo apt-get install$$missing' (Debian's packages), then retry." >&2; exit 1; \
+	    fi; }
+
+test: venv nginx chromium servers $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
 	$(PY) -m pytest
 
 test-unit: venv ## Run the unit tests only (not their PostgreSQL variants, which start a server)

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk); make bench runs it")
 def test_tiny_bench_writes_every_scenario(tmp_path):
+    assert shutil.which("wrk"), "wrk is not installed: `make wrk` (or apt-get install wrk); .ci/run installs it"
     result = subprocess.run([sys.executable, "-m", "bench.run", "--tiny", "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=100)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
