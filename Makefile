@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help venv nginx chromium servers run test test-unit test-integration check-config clean e2e up down
+.PHONY: help venv nginx chromium servers lint run test test-unit test-integration check-config clean e2e up down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ servers: ## Install Debian's redis-server, postgresql and wrk when missing (as r
 	      echo "missing:$$missing: run 'sudo apt-get install$$missing' (Debian's packages), then retry." >&2; exit 1; \
 	    fi; }
 
-test: venv nginx chromium servers $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
+lint: venv ## Check the Python code with ruff (ruff.toml)
+	$(PY) -m ruff check .
+
+test: lint venv nginx chromium servers $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
 	$(PY) -m pytest
 
 test-unit: venv ## Run the unit tests only (not their PostgreSQL variants, which start a server)

@@ -4,8 +4,8 @@ the errors that mean one of those services is unreachable (answered 503, never s
 import psycopg
 import redis
 
-from auth_api.limits import SqliteFailureCounters
-from auth_api.shared_limits import PostgresFailureCounters, RedisFailureCounters
+from auth_api.limits import SqlFailureCounters
+from auth_api.shared_limits import RedisFailureCounters
 from jwtgate.redis_revocation import RedisRevocationStore, client_from_url, is_redis_url
 from jwtgate.revocation import SqliteRevocationStore
 
@@ -28,6 +28,4 @@ def open_failure_counters(settings, store):
     """Lockout counters: AUTH_LOCKOUT_DB's Redis, else the user store's own database."""
     if settings.lockout_store:
         return RedisFailureCounters(client_from_url(settings.lockout_store))
-    if store.database.engine == "postgresql":
-        return PostgresFailureCounters(store.database)
-    return SqliteFailureCounters(store.path)
+    return SqlFailureCounters(store.database)

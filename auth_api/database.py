@@ -40,6 +40,9 @@ class SqliteDatabase:
     def row_lock(self, tables):
         return ""
 
+    def lock_key(self, connection, key):
+        """Serialise writers on one key: BEGIN IMMEDIATE already serialises every SQLite writer."""
+
     def prepare(self):
         # SQLite gives the -wal and -shm files the database file's mode, so creating it 0600 covers all three.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -110,6 +113,10 @@ class PostgresDatabase:
 
     def row_lock(self, tables):
         return f" FOR UPDATE OF {tables}"
+
+    def lock_key(self, connection, key):
+        """Serialise writers on one key, even one with no row yet to lock FOR UPDATE."""
+        connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
     def prepare(self):
         pass

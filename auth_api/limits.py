@@ -9,15 +9,11 @@ The counts live behind FailureCounters (charge, clear): SQLite in auth.db here, 
 implementation can follow (issue #8) for auth APIs on several machines.
 """
 
-import contextlib
 import hashlib
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
-
-_BUSY_TIMEOUT_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -65,30 +61,16 @@ def _next_state(row, now, policy):
     return 0, failures, now + lock if lock else 0
 
 
-class SqliteFailureCounters:
-    """FailureCounters in the login_failures table of auth.db (created by the store's migrations)."""
+class SqlFailureCounters:
+    """FailureCounters in the login_failures table of the user store's database (SQLite or PostgreSQL)."""
 
-    def __init__(self, path):
-        self.path = str(path)
-
-    @contextlib.contextmanager
-    def _write(self):
-        connection = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            # IMMEDIATE: the read and the write below are one step for concurrent attempts.
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
+    def __init__(self, database):
+        self._database = database
 
     def charge(self, key, now, policy):
-        with self._write() as connection:
+        with self._database.transaction() as connection:
+            # The read and the write below are one step for concurrent attempts on this key.
+            self._database.lock_key(connection, key)
             row = connection.execute(
                 "SELECT failures, last_failure_at, locked_until FROM login_failures WHERE key = ?", (key,)
             ).fetchone()
@@ -109,12 +91,12 @@ class SqliteFailureCounters:
             return 0
 
     def clear(self, key):
-        with self._write() as connection:
+        with self._database.transaction() as connection:
             connection.execute("DELETE FROM login_failures WHERE key = ?", (key,))
 
     def failures(self, key):
         """The stored count (for tests and operators)."""
-        with contextlib.closing(sqlite3.connect(self.path)) as connection:
+        with self._database.connect() as connection:
             row = connection.execute("SELECT failures FROM login_failures WHERE key = ?", (key,)).fetchone()
         return row[0] if row else 0
 

@@ -1,6 +1,5 @@
 """FailureCounters (auth_api.limits) that every auth API replica shares: in Redis or in PostgreSQL."""
 
-from auth_api.limits import _next_state
 
 # One round trip, atomic per key: the same arithmetic as limits._next_state and LockoutPolicy.lock_seconds.
 _CHARGE = """
@@ -48,41 +47,3 @@ class RedisFailureCounters:
     def failures(self, key):
         value = self._client.hget(self.prefix + key, "failures")
         return int(value) if value is not None else 0
-
-
-class PostgresFailureCounters:
-    """FailureCounters in the login_failures table of a PostgreSQL user store (auth_api.database)."""
-
-    def __init__(self, database):
-        self._database = database
-
-    def charge(self, key, now, policy):
-        with self._database.transaction() as connection:
-            # A row that does not exist yet cannot be locked with FOR UPDATE: lock the key itself.
-            connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
-            row = connection.execute(
-                "SELECT failures, last_failure_at, locked_until FROM login_failures WHERE key = ?", (key,)
-            ).fetchone()
-            wait, failures, locked_until = _next_state(row, now, policy)
-            if wait:
-                return wait
-            connection.execute(
-                "INSERT INTO login_failures (key, failures, last_failure_at, locked_until) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
-                " last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
-                (key, failures, now, locked_until),
-            )
-            connection.execute(
-                "DELETE FROM login_failures WHERE last_failure_at < ? AND locked_until < ?",
-                (now - policy.forget_after_seconds, now),
-            )
-            return 0
-
-    def clear(self, key):
-        with self._database.transaction() as connection:
-            connection.execute("DELETE FROM login_failures WHERE key = ?", (key,))
-
-    def failures(self, key):
-        with self._database.connect() as connection:
-            row = connection.execute("SELECT failures FROM login_failures WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else 0

@@ -233,7 +233,8 @@ def wrk(url, *, connections, seconds, environ=None, headers=(), stop_after=None)
 
     With stop_after, wrk stops after that many responses (or `seconds`, whichever comes first).
     """
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", str(HERE / "wrk.lua")]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
+               "-s", str(HERE / "wrk.lua")]
     for header in headers:
         command += ["-H", header]
     command.append(url)

@@ -285,7 +285,8 @@ class Stack:
     def _spawn(self, name, command, env=None):
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
-                command, env=self.service_env() if env is None else env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                command, env=self.service_env() if env is None else env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
 

@@ -9,12 +9,13 @@ from prometheus_client import REGISTRY
 from auth_api import passwords
 from auth_api.app import create_app
 from auth_api.config import Settings
+from auth_api.database import SqliteDatabase
 from auth_api.keys import KeyRing
 from auth_api.limits import (
     LockoutPolicy,
     LoginThrottle,
     MemoryFailureCounters,
-    SqliteFailureCounters,
+    SqlFailureCounters,
     account_key,
 )
 from auth_api.store import UserStore
@@ -40,7 +41,7 @@ def counters(request, tmp_path):
     if request.param == "memory":
         return MemoryFailureCounters()
     UserStore.open(Settings(data_dir=str(tmp_path)))
-    return SqliteFailureCounters(tmp_path / "auth.db")
+    return SqlFailureCounters(SqliteDatabase(tmp_path / "auth.db"))
 
 
 def test_counters_lock_after_the_threshold_and_clear(counters):
@@ -69,7 +70,8 @@ def test_counters_forget_old_failures(counters):
 
 def test_concurrent_attempts_cannot_outrun_the_count(tmp_path):
     UserStore.open(Settings(data_dir=str(tmp_path)))
-    throttle = LoginThrottle(SqliteFailureCounters(tmp_path / "auth.db"), POLICY, clock=lambda: 1_800_000_000)
+    counters = SqlFailureCounters(SqliteDatabase(tmp_path / "auth.db"))
+    throttle = LoginThrottle(counters, POLICY, clock=lambda: 1_800_000_000)
     results, start = [], threading.Barrier(20)
 
     def guess():
@@ -86,7 +88,7 @@ def test_concurrent_attempts_cannot_outrun_the_count(tmp_path):
 
 def test_names_are_stored_as_digests_only(tmp_path):
     UserStore.open(Settings(data_dir=str(tmp_path)))
-    counters = SqliteFailureCounters(tmp_path / "auth.db")
+    counters = SqlFailureCounters(SqliteDatabase(tmp_path / "auth.db"))
     LoginThrottle(counters, POLICY).attempt("my secret password typed as a name")
     assert b"my secret password" not in (tmp_path / "auth.db").read_bytes()
     assert counters.failures(account_key("my secret password typed as a name")) == 1
@@ -123,7 +125,7 @@ def client(tmp_path, keyring, clock):
     store.add_user("alice", passwords.hash(PASSWORD))
     revocations = SqliteRevocationStore(settings.revocation_db)
     revocations.create()
-    throttle = LoginThrottle(SqliteFailureCounters(store.path), LockoutPolicy.from_settings(settings), clock)
+    throttle = LoginThrottle(SqlFailureCounters(store.database), LockoutPolicy.from_settings(settings), clock)
     return testing.TestClient(create_app(settings, store=store, keyring=keyring, revocations=revocations,
                                          clock=clock, throttle=throttle))
 
