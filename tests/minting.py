@@ -59,6 +59,17 @@ class RsaSigner:
         return b64(self._key.sign(signing_input.encode()))
 
 
+def with_overrides(base, overrides):
+    """base with each override set, or removed where its value is None."""
+    merged = dict(base)
+    for name, value in overrides.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
 def claims(now, **overrides):
     """A complete, valid claim set at time `now`; overrides replace or (with None) remove claims."""
     base = {
@@ -71,22 +82,12 @@ def claims(now, **overrides):
         "roles": ["user"],
         "scope": "orders:read",
     }
-    for name, value in overrides.items():
-        if value is None:
-            base.pop(name, None)
-        else:
-            base[name] = value
-    return base
+    return with_overrides(base, overrides)
 
 
 def header(signer, **overrides):
     base = {"alg": "RS256", "typ": "at+jwt", "kid": signer.kid}
-    for name, value in overrides.items():
-        if value is None:
-            base.pop(name, None)
-        else:
-            base[name] = value
-    return base
+    return with_overrides(base, overrides)
 
 
 def rs256(signer, claim_set, head=None):

@@ -9,7 +9,7 @@ import pytest
 from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
 from tests.fakes import FakeClock
-from tests.minting import RsaSigner, claims, rs256
+from tests.minting import RsaSigner, claims, rs256, with_overrides
 from validator.app import create_app
 from validator.config import Settings
 from validator.dpop import ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
@@ -44,12 +44,7 @@ def checker(clock):
 
 def proof_claims(clock, **overrides):
     base = {"jti": "jti-1", "htm": "GET", "htu": URL, "iat": int(clock()), "ath": access_token_hash(TOKEN)}
-    for name, value in overrides.items():
-        if value is None:
-            base.pop(name, None)
-        else:
-            base[name] = value
-    return base
+    return with_overrides(base, overrides)
 
 
 def proof_header(key, **overrides):
