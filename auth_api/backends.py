@@ -6,8 +6,8 @@ import redis
 
 from auth_api.limits import SqlFailureCounters
 from auth_api.shared_limits import RedisFailureCounters
-from jwtgate.redis_revocation import RedisRevocationStore, client_from_url, is_redis_url
-from jwtgate.revocation import SqliteRevocationStore
+from jwtgate.redis_revocation import RedisRevocationStore, client_from_url
+from jwtgate.revocation import SqliteRevocationStore, is_redis_url
 
 # A Redis or PostgreSQL outage (psycopg_pool.PoolTimeout is an OperationalError).
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, psycopg.OperationalError)

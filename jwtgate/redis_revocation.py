@@ -21,10 +21,6 @@ DEFAULT_RETENTION_SECONDS = 86400 + 300
 SOCKET_TIMEOUT_SECONDS = 2
 
 
-def is_redis_url(value):
-    return isinstance(value, str) and value.startswith(("redis://", "rediss://", "unix://"))
-
-
 def client_from_url(url):
     """A thread-safe client with a connection pool; never shares a connection between threads."""
     return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS,

@@ -16,6 +16,11 @@ KINDS = frozenset({"jti", "sid", "sub"})
 _BUSY_TIMEOUT_MS = 5000
 
 
+def is_redis_url(value):
+    """True when a store setting names Redis (jwtgate.redis_revocation) rather than a SQLite file."""
+    return isinstance(value, str) and value.startswith(("redis://", "rediss://", "unix://"))
+
+
 @dataclass(frozen=True)
 class Revocation:
     """One revocation: tokens matching kind=value (and, for `sub`, issued before cutoff) are refused."""

@@ -13,14 +13,11 @@ from validator.cache import VerdictCache
 from validator.config import Settings
 from validator import metrics
 from validator.keys import JwksSource, StaticKeys
-from validator.limits import JsonDepthLimit
-from jwtgate.revocation import SqliteRevocationStore
-from jwtgate.redis_revocation import RedisRevocationStore, is_redis_url
+from jwtgate.revocation import SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
 from validator.dpop import ProofChecker, ProofGate
 from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
 from validator.resources import AssertionKeys, Health, Verify, challenge
-from validator.redis_feed import PushedRevocationFeed
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
 from validator.tokens import Policy
 from validator.verifier import Verifier
@@ -69,6 +66,10 @@ def make_revocations(settings):
     if settings.revocation_db is None:
         return NoRevocations()
     if is_redis_url(settings.revocation_db):
+        # Imported only here: the Redis client adds about 6 MiB to every worker (issue #6, RSS).
+        from jwtgate.redis_revocation import RedisRevocationStore
+        from validator.redis_feed import PushedRevocationFeed
+
         return PushedRevocationFeed(
             RedisRevocationStore(settings.revocation_db),
             RevocationSet(),
@@ -110,19 +111,20 @@ def create_app(settings, *, keys, revocations=None, assertions=None, replay=None
         leeway_seconds=settings.leeway_seconds,
         extra_claims=tuple(claim for claim, _ in settings.claim_headers if claim not in ("sub", "roles", "scope")),
     )
-    cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock))
+    stats = metrics.VerifyStats()
+    cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock), stats)
     verifier = Verifier(keys, cache, policy, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
-    app.add_route("/verify", Verify(verifier, keys, realm=settings.realm, max_token_bytes=settings.max_token_bytes,
-                                    claim_headers=settings.claim_headers, allowed_origins=settings.allowed_origins,
+    app.add_route("/verify", Verify(verifier, keys, stats, realm=settings.realm,
+                                    max_token_bytes=settings.max_token_bytes, claim_headers=settings.claim_headers,
+                                    allowed_origins=settings.allowed_origins,
                                     verdict_max_age=settings.verdict_max_age_seconds, assertions=assertions,
                                     dpop=make_dpop(settings, replay, clock), clock=clock))
     if assertions is not None:
         app.add_route("/assertion-jwks.json", AssertionKeys(assertions))
     app.add_route("/healthz", Health(keys))
-    app.add_route("/metrics", metrics.Metrics())
-    app.add_middleware([metrics.VerifyMetrics(cache, keys),
-                        JsonDepthLimit(realm=settings.realm, max_token_bytes=settings.max_token_bytes)])
+    app.add_route("/metrics", metrics.Metrics(stats))
+    app.add_middleware(metrics.VerifyMetrics(cache, keys, stats))
     denial = challenge(settings.realm, "internal_error")
 
     async def fail_closed(req, resp, error, params):

@@ -17,9 +17,9 @@ wsgi_app = "validator.app:get_app()"
 bind, workers = bind_and_workers("VALIDATOR_", "validator", os.cpu_count() or 1)
 backlog = 2048
 
-# Worker processes: Falcon's ASGI app on uvicorn's event loop. Measured (issue #6)
-# at about 3x the throughput of gthread workers behind auth_request.
-worker_class = "uvicorn_worker.UvicornWorker"
+# Worker processes: Falcon's ASGI app on uvicorn's event loop (validator/worker.py). Measured
+# (issue #6) at about 3x the throughput of gthread workers behind auth_request.
+worker_class = "validator.worker.ValidatorWorker"
 timeout = 30
 graceful_timeout = 10
 # Longer than Nginx's upstream keepalive_timeout (60s), so Nginx always closes

@@ -107,10 +107,12 @@ def _requirements(req):
 class Verify:
     """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
 
-    def __init__(self, verifier, keys, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
-                 verdict_max_age=0, assertions=None, dpop=None, clock=time.time):
+    def __init__(self, verifier, keys, stats, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
+                 verdict_max_age=0, assertions=None, dpop=None, clock=time.time, timer=time.perf_counter):
         self._verifier = verifier
         self._keys = keys
+        # validator.metrics.VerifyStats: every answer's result and latency.
+        self._stats = stats
         self._realm = realm
         self._max_token_bytes = max_token_bytes
         self._claim_headers = claim_headers
@@ -118,12 +120,19 @@ class Verify:
         self._assertions = assertions
         self._verdict_max_age = verdict_max_age
         self._clock = clock
+        self._timer = timer
         self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
         self._dpop_challenges = {reason: challenge(realm, reason, "DPoP") for reason in REASONS}
         # validator.dpop.ProofGate; without one, every DPoP-bound token is refused.
         self._dpop = dpop
 
     async def on_get(self, req, resp):
+        started = self._timer()
+        result = await self._answer(req, resp)
+        self._stats.answered(result, self._timer() - started)
+
+    async def _answer(self, req, resp):
+        """Set the answer on resp; return "allowed" or the reason of the refusal."""
         token, source = None, None
         try:
             token, source = request_credentials(req, self._max_token_bytes)
@@ -141,42 +150,45 @@ class Verify:
             if (from_cookie and req.get_header("X-Original-Method", default="GET") not in _SAFE_METHODS
                     and not same_origin(req, self._allowed_origins)):
                 raise TokenRejected("cross_site_request")
+            if requirements and authorization.unmet(identity, requirements):
+                return self._forbid(req, resp, requirements, token)
+            # Every header is computed before any is set: a failure here leaves no identity behind.
+            headers = self._allowed_headers(req, identity, source)
         except TokenRejected as rejected:
-            self._deny(req, resp, rejected.reason, token, source, getattr(rejected, "detail", None))
-            return
+            return self._deny(req, resp, rejected.reason, token, source, getattr(rejected, "detail", None))
         except authorization.InvalidRequirement:
             # A location's requirement we cannot read: nobody is allowed there.
             log.error("invalid requirement in the Nginx configuration", extra={"request_id": self._request_id(req)})
-            self._forbid(req, resp, authorization.Requirements(), token)
-            return
+            return self._forbid(req, resp, authorization.Requirements(), token)
         except Exception:
             # Fail closed: whatever broke, this request is not authenticated.
             log.exception("verify failed", extra={"request_id": self._request_id(req)})
-            self._deny(req, resp, "internal_error", token, source)
-            return
-        if requirements and authorization.unmet(identity, requirements):
-            self._forbid(req, resp, requirements, token)
-            return
+            return self._deny(req, resp, "internal_error", token, source)
         resp.status = falcon.HTTP_200
-        for claim, header in self._claim_headers:
-            resp.set_header(header, ",".join(identity.values(claim)))
-        if self._assertions is not None:
-            method, uri = req.get_header("X-Original-Method", default=""), req.get_header("X-Original-URI", default="")
-            resp.set_header("X-Jwtgate-Assertion", self._assertions.sign(identity, method, uri))
-        # Only an allowed verdict may be stored, and only by the optional Nginx micro-cache, which keys on
-        # the Authorization header and the location's requirements. So only a plain Bearer header's: not
-        # a cookie's (no Authorization, one key for everyone), not a DPoP-bound token's (its verdict holds
-        # for one proof, i.e. one request), not one with an assertion (it names the method and URI).
-        cacheable = (self._verdict_max_age and source == "bearer" and identity.jkt is None
-                     and self._assertions is None)
-        resp.set_header("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
-                        if cacheable else "no-store")
+        resp.set_headers(headers)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "verify allowed",
                 extra={"result": "allowed", "user": identity.sub, "token_fp": fingerprint(token),
                        "request_id": self._request_id(req)},
             )
+        return "allowed"
+
+    def _allowed_headers(self, req, identity, source):
+        """[(name, value)] of an allowed answer: the identity, the assertion, Cache-Control."""
+        headers = [(header, ",".join(identity.values(claim))) for claim, header in self._claim_headers]
+        if self._assertions is not None:
+            method, uri = req.get_header("X-Original-Method", default=""), req.get_header("X-Original-URI", default="")
+            headers.append(("X-Jwtgate-Assertion", self._assertions.sign(identity, method, uri)))
+        # Only an allowed verdict may be stored, and only by the optional Nginx micro-cache, which keys on
+        # the Authorization header and the location's requirements. So only a plain Bearer header's: not
+        # a cookie's (no Authorization, one key for everyone), not a DPoP-bound token's (its verdict holds
+        # for one proof, i.e. one request), not one with an assertion (it names the method and URI).
+        cacheable = (self._verdict_max_age and source == "bearer" and identity.jkt is None
+                     and self._assertions is None)
+        headers.append(("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
+                        if cacheable else "no-store"))
+        return headers
 
     on_head = on_get
 
@@ -205,6 +217,7 @@ class Verify:
             extra={"result": "denied", "reason": reason, "request_id": self._request_id(req),
                    "token_fp": fingerprint(token) if token else None, "error": detail},
         )
+        return reason
 
     def _forbid(self, req, resp, requirements, token):
         # RFC 6750 section 3.1: 403 with insufficient_scope, naming the scope needed.
@@ -220,6 +233,7 @@ class Verify:
             extra={"result": "forbidden", "reason": "insufficient_scope", "request_id": self._request_id(req),
                    "token_fp": fingerprint(token)},
         )
+        return "insufficient_scope"
 
     @staticmethod
     def _request_id(req):

@@ -57,6 +57,13 @@ _NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
 _HEADER_VALUE = re.compile(r"[\x20-\x2b\x2d-\x7e]{1,256}")
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_HEADER_BYTES = 1024
+# python's json module would parse a few hundred levels of `[[[...]]]` inside a 4 KiB token, and
+# refuses a thousand only by running out of recursion. No token or DPoP proof needs more than a
+# few levels: deeper JSON is `malformed` before json.loads sees it.
+MAX_JSON_DEPTH = 10
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _MAX_CLAIMS = 64
 _MAX_NAMES = 64
 # RFC 7519 NumericDate, bounded to the year 9999 so arithmetic never overflows anything.
@@ -79,9 +86,9 @@ class UnknownKey(TokenRejected):
         self.kid = kid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
-    """The verified facts about a token that /verify passes on."""
+    """The verified facts about a token that /verify passes on; slots, as the cache holds 100k of them."""
 
     sub: str
     roles: tuple
@@ -137,6 +144,34 @@ def _b64decode(segment):
     return data
 
 
+def exceeds_depth(data, limit=MAX_JSON_DEPTH):
+    """True when the JSON text in `data` nests arrays and objects more than `limit` deep.
+
+    Brackets inside strings do not count. The text need not be valid JSON: the parser
+    judges that later; this only bounds the nesting it will be given.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSERS:
+            depth -= 1
+    return False
+
+
 def _reject_duplicates(pairs):
     result = {}
     for key, value in pairs:
@@ -151,6 +186,8 @@ def _reject_constant(name):
 
 
 def _json_object(data):
+    if exceeds_depth(data):
+        raise TokenRejected("malformed")
     try:
         value = json.loads(
             data.decode("utf-8"),

@@ -71,12 +71,17 @@ def test_validator_metrics_sum_every_worker(observed, signer):
     for _ in range(5):
         assert observed.client.get("/api/protected/", headers=bearer(expired)).status_code == 401
         assert observed.client.get("/api/protected/", headers=bearer("not-a-jwt")).status_code == 401
-    after = scrape(observed, "validator")
 
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
-    # Three workers answered these; /metrics, served by any one of them, counts them all.
+    # Three workers answered these; /metrics, served by any one of them, counts them all once
+    # each worker has flushed its counts (every second).
+    deadline = time.monotonic() + 10
+    after = scrape(observed, "validator")
+    while delta("validator_verify_duration_seconds_count") < 40 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = scrape(observed, "validator")
     assert delta("validator_verify_requests_total", result="allowed") == 30
     assert delta("validator_verify_requests_total", result="expired") == 5
     assert delta("validator_verify_requests_total", result="malformed") == 5

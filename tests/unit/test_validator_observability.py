@@ -7,7 +7,7 @@ import logging
 import falcon
 import falcon.testing
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from jwtgate import request_id
 from jwtgate.logs import JsonFormatter
@@ -17,7 +17,7 @@ from validator import metrics
 from validator.app import create_app
 from validator.config import Settings
 from validator.keys import JwksSource
-from validator.limits import MAX_JSON_DEPTH, exceeds_depth, token_too_deep
+from validator.tokens import MAX_JSON_DEPTH, exceeds_depth
 
 pytestmark = pytest.mark.unit
 
@@ -61,11 +61,6 @@ def test_depth_counts_brackets_outside_strings(text, depth):
     assert exceeds_depth(text, depth - 1) is True
 
 
-def test_garbage_is_left_to_the_parser():
-    assert token_too_deep("no-dots") is False
-    assert token_too_deep("!!!.???.x") is False
-
-
 def test_a_deep_token_is_malformed_before_its_signature_is_checked(client, signer, clock):
     nested = json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
     result = verify(client, rs256(signer, claims(clock(), deep=nested)))
@@ -91,11 +86,44 @@ def test_verify_results_latency_and_cache_are_counted(client, signer, clock):
         assert verify(client, token).status_code == 200
     assert verify(client, "x.y.z").status_code == 401
     client.simulate_get("/healthz")
+    # Counted per worker, added to the Prometheus values every second and by a scrape.
+    client.simulate_get("/metrics")
     assert sample("validator_verify_requests_total", result="allowed") == allowed + 3
     assert sample("validator_verify_requests_total", result="malformed") == malformed + 1
     assert sample("validator_verify_duration_seconds_count") == before["validator_verify_duration_seconds_count"] + 4
     assert sample("validator_cache_hits_total") == before["validator_cache_hits_total"] + 2
     assert sample("validator_cache_misses_total") == before["validator_cache_misses_total"] + 2
+
+
+def test_flushed_latencies_are_what_observe_would_have_recorded():
+    """VerifyStats writes Histogram internals: the same durations through observe() must read the same."""
+    registry = CollectorRegistry()
+    batched = Histogram("batched_seconds", "d", buckets=metrics.DURATION_BUCKETS, registry=registry)
+    direct = Histogram("direct_seconds", "d", buckets=metrics.DURATION_BUCKETS, registry=registry)
+    requests = Counter("answers_total", "r", ["result"], registry=registry)
+    hits, misses = Counter("hits_total", "h", registry=registry), Counter("misses_total", "m", registry=registry)
+    stats = metrics.VerifyStats(requests, batched, hits, misses)
+    durations = [0.0, 0.0005, 0.00051, 0.003, 0.0025, 2.5, 2.6, 99.0]
+    for seconds in durations:
+        stats.answered("allowed", seconds)
+        direct.observe(seconds)
+    stats.answered("no such reason", 0.001)
+    stats.looked_up(True)
+    stats.looked_up(False)
+    stats.looked_up(True)
+    assert registry.get_sample_value("batched_seconds_count") == 0
+    stats.flush()
+    direct.observe(0.001)
+    for bound in (*(str(b) for b in metrics.DURATION_BUCKETS), "+Inf"):
+        assert registry.get_sample_value("batched_seconds_bucket", {"le": bound}) == \
+            registry.get_sample_value("direct_seconds_bucket", {"le": bound}), bound
+    assert registry.get_sample_value("batched_seconds_sum") == pytest.approx(
+        registry.get_sample_value("direct_seconds_sum"))
+    assert registry.get_sample_value("answers_total", {"result": "allowed"}) == len(durations)
+    assert registry.get_sample_value("answers_total", {"result": "internal_error"}) == 1
+    assert registry.get_sample_value("hits_total") == 2 and registry.get_sample_value("misses_total") == 1
+    stats.flush()
+    assert registry.get_sample_value("batched_seconds_count") == len(durations) + 1
 
 
 def test_metrics_endpoint_speaks_prometheus(client):
@@ -140,7 +168,7 @@ def test_gauges_report_cache_size_keys_and_jwks_age():
 
     observer = metrics.JwksFetchObserver(lambda url, **_: (200, b'{"keys": []}'), clock=lambda: 50.0)
     observer("u")
-    metrics.VerifyMetrics(Cache(), [1, 2], jwks=observer).update_gauges()
+    metrics.VerifyMetrics(Cache(), [1, 2], metrics.VerifyStats(), jwks=observer).update_gauges()
     assert sample("validator_cache_entries") == 4
     assert sample("validator_jwks_keys") == 2
     assert sample("validator_jwks_age_seconds") == 0
