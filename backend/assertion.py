@@ -50,7 +50,7 @@ class AssertionChecker:
         if not assertion:
             raise AssertionRejected("missing")
         try:
-            header, claims = parse(assertion)
+            header, claims, _ = parse(assertion)
         except TokenRejected:
             raise AssertionRejected("malformed") from None
         if header["alg"] != "ES256" or header.get("typ") != "jwtgate-assertion+jwt":

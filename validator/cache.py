@@ -6,8 +6,8 @@ import time
 
 from cachetools import TLRUCache
 
-# Distinct role and scope lists kept once each; past this many, verdicts keep their own.
-_MAX_SHARED_NAMES = 1024
+# Values kept once each (see VerdictCache._shared); past this many, the table starts again.
+_MAX_SHARED_VALUES = 4096
 
 
 class VerdictCache:
@@ -21,10 +21,11 @@ class VerdictCache:
         self._max_ttl = max_ttl
         self._cache = TLRUCache(maxsize, self._time_to_use, timer=timer) if maxsize and max_ttl else None
         self._lock = threading.Lock()
-        self._names = {}
+        self._values = {}
 
     def _time_to_use(self, _digest, identity, now):
-        return min(identity.exp, now + self._max_ttl)
+        # A whole second (rounded down, so never later): entries stored in the same second share it.
+        return min(identity.exp, self._shared(int(now) + self._max_ttl))
 
     def get(self, digest):
         if self._cache is None:
@@ -35,17 +36,20 @@ class VerdictCache:
     def put(self, digest, identity):
         if self._cache is None:
             return
-        identity = dataclasses.replace(identity, roles=self._shared(identity.roles),
-                                       scopes=self._shared(identity.scopes))
+        shared = self._shared
+        identity = dataclasses.replace(identity, roles=shared(identity.roles), scopes=shared(identity.scopes),
+                                       iat=shared(identity.iat), exp=shared(identity.exp))
         with self._lock:
             self._cache[digest] = identity
 
-    def _shared(self, names):
-        # Most tokens carry one of a few role and scope lists: one copy of each saves
-        # about a quarter of a cached verdict's memory (issue #6, RSS per worker).
-        if len(self._names) < _MAX_SHARED_NAMES:
-            return self._names.setdefault(names, names)
-        return self._names.get(names, names)
+    def _shared(self, value):
+        # Most tokens carry one of a few role and scope lists, and tokens minted in the same second
+        # share iat and exp: one copy of each saves about a quarter of a cached verdict's memory
+        # (issue #6, RSS per worker). Cleared when full, so new values are shared too, and bounded.
+        values = self._values
+        if len(values) >= _MAX_SHARED_VALUES:
+            values.clear()
+        return values.setdefault(value, value)
 
     def __len__(self):
         if self._cache is None:

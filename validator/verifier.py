@@ -38,11 +38,11 @@ class Verifier:
         return identity
 
     def _validate(self, token):
-        header, claims = parse(token)
+        header, claims, signature = parse(token)
         check_type(header, self._policy.accepted_typ)
         kid = header.get("kid", "")
         key = self._keys.get(kid)
         if key is None:
             raise UnknownKey(kid)
-        verify_signature(token, header, key)
+        verify_signature(token, header, signature, key)
         return check_claims(claims, self._policy, self._clock())
