@@ -184,15 +184,15 @@ def _reject_constant(name):
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+# Built once: json.loads with these arguments would build a decoder per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
 def _json_object(data):
     if exceeds_depth(data):
         raise TokenRejected("malformed")
     try:
-        value = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
+        value = _DECODER.decode(data.decode("utf-8"))
     except (ValueError, RecursionError):
         raise TokenRejected("malformed") from None
     if not isinstance(value, dict):
