@@ -50,6 +50,7 @@ class Scenario:
     tokens: str | None = None   # a token file to rotate through
     token: bool = False         # one repeated valid token
     cold: bool = False          # reload the validator first: every check a verdict-cache miss
+    dpop: bool = False          # one DPoP-bound token, a new proof for every request
     description: str = ""
 
 
@@ -64,6 +65,8 @@ def scenarios(small, large):
                  description=f"validator, {small} distinct bad signatures (401)"),
         Scenario("micro-cache", "cached", "/auth/hello.txt", token=True,
                  description="validator behind the Nginx verdict micro-cache, one token"),
+        Scenario("dpop", "plain", "/auth/hello.txt", dpop=True,
+                 description="validator, one DPoP-bound token, a new ES256 proof per request (RFC 9449)"),
         Scenario(f"tokens-{label(large)}", "plain", "/auth/hello.txt", tokens=f"valid-{large}", cold=True,
                  description=f"validator, {large} distinct valid tokens, cache emptied first (every check a miss)"),
     ]
@@ -119,6 +122,45 @@ def mint(stack, directory, count, lifetime=6 * 3600):
     return path
 
 
+# Proofs made for a DPoP run: enough for this many requests a second (wrk stops when they run out).
+DPOP_PROOFS_PER_SECOND = 20_000
+
+
+class DpopRequests:
+    """A DPoP-bound token signed with the stack's key, and fresh proofs for it, one per request."""
+
+    def __init__(self, stack, directory):
+        from examples.dpop_client import DpopKey
+        from tests.minting import RsaSigner, claims, rs256
+
+        self.key = DpopKey.generate("ES256")
+        signer = RsaSigner.from_pem(sorted((stack.data_dir / "keys").glob("*.pem"))[-1].read_bytes(), kid_of(stack))
+        now = int(time.time())
+        self.token = rs256(signer, claims(now, sub="bench-dpop", exp=now + 6 * 3600, roles=["user"],
+                                          cnf={"jkt": self.key.thumbprint}))
+        self.path = directory / "dpop-requests.txt"
+
+    def write(self, url, count):
+        """`count` requests for url, each with its own proof: made now, as a proof is good for a minute."""
+        host = url.split("/")[2]
+        workers = os.cpu_count() or 1
+        chunk = -(-count // workers)
+        with ProcessPoolExecutor(workers) as pool:
+            parts = pool.map(_proof_chunk, *zip(*[(self.key.pem(), url, self.token, min(chunk, count - start))
+                                                 for start in range(0, count, chunk)]))
+            self.path.write_text("".join(f"Host: {host}\tAuthorization: DPoP {self.token}\tDPoP: {proof}\n"
+                                         for part in parts for proof in part))
+        return self.path
+
+
+def _proof_chunk(pem, url, token, count):
+    from examples.dpop_client import DpopKey
+    from cryptography.hazmat.primitives import serialization
+
+    key = DpopKey(serialization.load_pem_private_key(pem, password=None))
+    return [key.proof("GET", url, token) for _ in range(count)]
+
+
 def invalid_from(valid_path, directory):
     """The valid tokens with the next one's signature: well-formed, each a full RSA check, each refused."""
     tokens = valid_path.read_text().split()
@@ -145,6 +187,7 @@ class BenchStack:
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
                            environ={**os.environ, "JWTGATE_VERDICT_CACHE": "1", **environ})
         self.upstream_keepalive = upstream_keepalive
+        self.dpop = None
 
     def start(self):
         static = self.out / "static"
@@ -165,6 +208,7 @@ class BenchStack:
                 self._set_upstream_keepalive(self.upstream_keepalive)
             for name in SERVICES:
                 self.stack.start_process(name)
+            self.dpop = DpopRequests(self.stack, self.out / "tokens")
         except BaseException:
             self.stack.stop()
             raise
@@ -265,14 +309,20 @@ def wrk(url, *, connections, seconds, environ=None, headers=(), stop_after=None)
 
 
 def run_scenario(bench, scenario, token_files, token, connections, seconds):
-    environ, headers = {}, []
+    environ, headers, stop_after = {}, [], None
     if scenario.tokens:
         environ["BENCH_TOKENS"] = str(token_files[scenario.tokens])
     if scenario.token:
         headers.append(f"Authorization: Bearer {token}")
+    if scenario.dpop:
+        count = max(1, round(seconds)) * DPOP_PROOFS_PER_SECOND
+        environ["BENCH_HEADERS"] = str(bench.dpop.write(bench.url(scenario), count))
+        # A proof is good once: stop before wrk could send one a second time.
+        stop_after = count - connections
     if scenario.cold:
         bench.reload_validator()
-    return wrk(bench.url(scenario), connections=connections, seconds=seconds, environ=environ, headers=headers)
+    return wrk(bench.url(scenario), connections=connections, seconds=seconds, environ=environ, headers=headers,
+               stop_after=stop_after)
 
 
 # ----------------------------------------------------------------------------- memory

@@ -1,22 +1,33 @@
 -- wrk script for bench/run.py. Environment:
 --   BENCH_TOKENS      a file of tokens, one a line: each request sends the next one
+--   BENCH_HEADERS     a file of requests' headers, one request a line, "Name: value" pairs
+--                     separated by tabs (DPoP: each request its own proof)
 --   BENCH_FLOOD       "prefix|suffix": each request sends a new token, prefix..%010d..suffix
 --   BENCH_STOP_AFTER  after this many responses, stop and create the file BENCH_DONE_FILE
 --                     (wrk itself waits out -d; run.py then ends it early with SIGINT)
 -- done() prints one line, "BENCH {json}", that run.py reads.
 local tokens_path = os.getenv("BENCH_TOKENS")
+local headers_path = os.getenv("BENCH_HEADERS")
 local flood = os.getenv("BENCH_FLOOD")
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "")
 local i = 0
 
-if tokens_path then
+if tokens_path or headers_path then
   -- Every request is formatted once, in init, as wrk's docs advise: formatting a request per
   -- request costs wrk CPU that the scenario would then lack (this machine has two cores).
   local requests, count = {}, 0
   init = function()
-    for line in io.lines(tokens_path) do
+    for line in io.lines(tokens_path or headers_path) do
+      local headers = {}
+      if tokens_path then
+        headers.Authorization = "Bearer " .. line
+      else
+        for name, value in line:gmatch("([^\t:]+): ([^\t]*)") do
+          headers[name] = value
+        end
+      end
       count = count + 1
-      requests[count] = wrk.format(nil, nil, { Authorization = "Bearer " .. line })
+      requests[count] = wrk.format(nil, nil, headers)
     end
   end
   request = function()

@@ -11,6 +11,10 @@ import threading
 import time
 
 _BUSY_TIMEOUT_SECONDS = 2.0
+# While another process writes, retry after this long (doubling, at most _MAX_RETRY_SECONDS):
+# SQLite's own busy handler sleeps a millisecond at least, and the validator's event loop with it.
+_FIRST_RETRY_SECONDS = 0.00005
+_MAX_RETRY_SECONDS = 0.002
 # Expired rows are deleted at most this often per process: one indexed DELETE, not one per request.
 _PURGE_INTERVAL_SECONDS = 5.0
 
@@ -34,6 +38,15 @@ class MemoryReplayCache:
             return True
 
 
+_SCHEMA = (
+    "PRAGMA journal_mode = WAL",
+    # A crash may lose the last few jtis: a proof lives a minute, and its iat check still holds.
+    "PRAGMA synchronous = NORMAL",
+    "CREATE TABLE IF NOT EXISTS dpop_jti (key BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS dpop_jti_expiry ON dpop_jti (expires_at)",
+)
+
+
 class SqliteReplayCache:
     """A replay cache in one SQLite file, shared by every process that opens it; thread-safe.
 
@@ -52,14 +65,14 @@ class SqliteReplayCache:
         # One connection per process: a connection must not cross a fork (gunicorn's workers).
         if self._connection is None or self._pid != os.getpid():
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS,
-                                         check_same_thread=False)
-            connection.execute("PRAGMA journal_mode = WAL")
-            # A crash may lose the last few jtis: a proof lives a minute, and its iat check still holds.
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("CREATE TABLE IF NOT EXISTS dpop_jti (key BLOB PRIMARY KEY,"
-                               " expires_at INTEGER NOT NULL) WITHOUT ROWID")
-            connection.execute("CREATE INDEX IF NOT EXISTS dpop_jti_expiry ON dpop_jti (expires_at)")
+            # No busy timeout: SQLite's handler sleeps a millisecond at least; _write retries sooner.
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
+            try:
+                for statement in _SCHEMA:
+                    self._write(connection, statement)
+            except BaseException:
+                connection.close()
+                raise
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
@@ -69,11 +82,27 @@ class SqliteReplayCache:
             connection = self._connect()
             if now >= self._next_purge:
                 self._next_purge = now + _PURGE_INTERVAL_SECONDS
-                connection.execute("DELETE FROM dpop_jti WHERE expires_at < ?", (int(now),))
+                self._write(connection, "DELETE FROM dpop_jti WHERE expires_at < ?", (int(now),))
             try:
                 # The primary key makes the check and the insert one atomic step across processes.
-                connection.execute("INSERT OR FAIL INTO dpop_jti (key, expires_at) VALUES (?, ?)",
-                                   (bytes(key), int(expires_at)))
+                self._write(connection, "INSERT OR FAIL INTO dpop_jti (key, expires_at) VALUES (?, ?)",
+                            (bytes(key), int(expires_at)))
             except sqlite3.IntegrityError:
                 return False
             return True
+
+    @staticmethod
+    def _write(connection, statement, parameters=()):
+        """Execute one statement, retrying while another process holds the lock (OperationalError after
+        _BUSY_TIMEOUT_SECONDS)."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+        pause = _FIRST_RETRY_SECONDS
+        while True:
+            try:
+                return connection.execute(statement, parameters)
+            except sqlite3.OperationalError as error:
+                # The primary result code: BUSY_SNAPSHOT and BUSY_RECOVERY are worth a retry too.
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_RETRY_SECONDS)

@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+import sqlite3
+import threading
+import time
 
 import falcon.testing
 import pytest
@@ -202,6 +205,24 @@ def test_sqlite_replay_cache_is_shared_between_instances(tmp_path, clock):
     assert not first.first_use(b"k" * 32, clock() + 61)
     assert second.first_use(b"j" * 32, clock() + 61)
     assert (tmp_path / "r.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_sqlite_replay_cache_waits_out_another_writer(tmp_path, clock):
+    cache = SqliteReplayCache(tmp_path / "r.db", clock)
+    assert cache.first_use(b"a" * 32, clock() + 61)
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")   # another worker, mid-write
+    released = threading.Timer(0.3, other.execute, ("COMMIT",))
+    released.start()
+    started = time.monotonic()
+    try:
+        # Retried (not failed, not answered before the lock is free), then refused or accepted as usual.
+        assert cache.first_use(b"b" * 32, clock() + 61)
+        assert time.monotonic() - started >= 0.25
+        assert not cache.first_use(b"b" * 32, clock() + 61)
+    finally:
+        released.join()
+        other.close()
 
 
 # /verify in-process: the binding rules and the challenges.
