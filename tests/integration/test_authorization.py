@@ -34,6 +34,7 @@ def assert_forbidden(gateway, response, scope=None):
     assert response.json() == FORBIDDEN
     expected = CHALLENGE + (f', scope="{scope}"' if scope else "")
     assert response.headers.get_list("www-authenticate") == [expected]
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_role_required_location_forbids_other_roles(gateway, tokens):

@@ -29,6 +29,7 @@ def test_validator_down_fails_closed_and_recovers(faulty, sig):
         assert response.status_code == 503
         assert response.json() == {"error": "auth_unavailable", "message": "Authentication service unavailable"}
         assert response.headers["retry-after"] == "5"
+        assert response.headers["x-content-type-options"] == "nosniff"
     assert len(faulty.backend_hits()) == before
     assert faulty.client.get("/api/public/").status_code == 200
     faulty.stack.start_process("validator")
@@ -44,6 +45,7 @@ def test_auth_api_down_keeps_tokens_valid(faulty):
         login = faulty.client.post("/api/auth/login", json={"username": "demo", "password": "x" * 12})
         assert login.status_code == 503
         assert login.json() == {"error": "auth_unavailable", "message": "Authentication service unavailable"}
+        assert login.headers["x-content-type-options"] == "nosniff"
     finally:
         faulty.stack.start_process("auth_api")
     time.sleep(0.1)

@@ -25,6 +25,7 @@ def assert_json_401(response, error, message):
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"error": error, "message": message}
     assert len(response.headers.get_list("www-authenticate")) == 1
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_public_route_needs_no_token(gateway):
@@ -149,6 +150,11 @@ def test_logs_carry_no_token_and_no_query_string(gateway):
         assert gateway.password not in text, name
     for line in gateway.stack.log_path("nginx-access").read_text().splitlines():
         json.loads(line)
+
+
+@pytest.mark.parametrize("path", ["/api/public/", "/healthz", "/.well-known/jwks.json", "/nowhere"])
+def test_every_answer_says_nosniff(gateway, path):
+    assert gateway.client.get(path).headers.get_list("x-content-type-options") == ["nosniff"]
 
 
 def test_unknown_path_is_json_404(gateway):

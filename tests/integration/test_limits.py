@@ -169,6 +169,7 @@ def test_credential_endpoints_are_rate_limited_per_address_with_json_429(limited
         assert response.json() == RATE_LIMITED
         assert response.headers["content-type"] == "application/json"
         assert response.headers["retry-after"] == "1"
+        assert response.headers["x-content-type-options"] == "nosniff"
         # The zone is shared by login and refresh, and by nothing else.
         assert limited.client.post("/api/auth/login", json={}).status_code == 429
         assert limited.client.post("/api/auth/refresh", json={}).status_code == 429
