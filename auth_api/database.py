@@ -13,6 +13,10 @@ import sqlite3
 BUSY_TIMEOUT_MS = 5000
 # Seconds a request waits for a pooled PostgreSQL connection before failing with PoolTimeout.
 POOL_TIMEOUT_SECONDS = 5
+# psycopg_pool retries a lost connection after 1, 2, 4 ... s for this long, then tries again at the next
+# request. Its default, 300 s, lets the delay grow with the outage: logins kept failing for about as
+# long again after PostgreSQL was back (tests/scaleout/test_outages.py).
+RECONNECT_TIMEOUT_SECONDS = 5
 # Any constant shared by every migrating process: pg_advisory_xact_lock serialises them.
 _MIGRATION_LOCK = 0x6A777467
 
@@ -97,7 +101,9 @@ class PostgresDatabase:
         self.url = url
         self.path = None
         self._pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                                                 timeout=POOL_TIMEOUT_SECONDS, kwargs={"connect_timeout": 5})
+                                                 timeout=POOL_TIMEOUT_SECONDS,
+                                                 reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
+                                                 kwargs={"connect_timeout": 5})
 
     @property
     def integrity_error(self):
