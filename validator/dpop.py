@@ -7,6 +7,7 @@ algorithm the key allows, and check every claim ourselves. Replay (`jti`) is the
 jwtgate.replay, after every other check passed, so an invalid proof never uses up a `jti`.
 """
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,6 +16,7 @@ import math
 import re
 import string
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -230,8 +232,12 @@ class ProofGate:
     def __init__(self, checker, replay):
         self._checker = checker
         self._replay = replay
+        # The shared replay insert may wait for another worker's write lock: it waits in a thread of
+        # its own (made on the first proof), and the worker's event loop answers other requests
+        # meanwhile (make bench, dpop at -c128: p99 0.41 s with the insert on the loop).
+        self._inserts = ThreadPoolExecutor(1, thread_name_prefix="dpop-replay")
 
-    def check(self, proof, *, method, url, access_token, jkt):
+    async def check(self, proof, *, method, url, access_token, jkt):
         """The checked Proof, or TokenRejected: invalid_dpop_proof (with .detail) or dpop_replayed."""
         try:
             checked = self._checker.check(proof, method=method, url=url, access_token=access_token)
@@ -243,6 +249,8 @@ class ProofGate:
             refusal.detail = rejected.detail
             raise refusal from None
         # Last, so only a proof that passed everything else uses up its jti.
-        if not self._replay.first_use(*self._checker.replay_key(checked)):
+        first = await asyncio.get_running_loop().run_in_executor(
+            self._inserts, self._replay.first_use, *self._checker.replay_key(checked))
+        if not first:
             raise TokenRejected("dpop_replayed")
         return checked

@@ -145,7 +145,7 @@ class Verify:
                 await self._keys.refresh()
                 identity = self._verifier.verify(token)
             # The verdict may come from the cache; the proof is checked on every request.
-            self._check_binding(req, token, source, identity)
+            await self._check_binding(req, token, source, identity)
             requirements = _requirements(req)
             if (from_cookie and req.get_header("X-Original-Method", default="GET") not in _SAFE_METHODS
                     and not same_origin(req, self._allowed_origins)):
@@ -192,7 +192,7 @@ class Verify:
 
     on_head = on_get
 
-    def _check_binding(self, req, token, source, identity):
+    async def _check_binding(self, req, token, source, identity):
         """RFC 9449 section 7: a bound token needs the DPoP scheme and a valid proof; an unbound one, Bearer."""
         if identity.jkt is None:
             if source == "dpop":
@@ -203,8 +203,8 @@ class Verify:
             raise TokenRejected("dpop_required")
         url = request_url(req.get_header("X-Original-Scheme"), req.get_header("X-Original-Host"),
                           req.get_header("X-Original-URI"))
-        self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"), url=url,
-                         access_token=token, jkt=identity.jkt)
+        await self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"), url=url,
+                               access_token=token, jkt=identity.jkt)
 
     def _deny(self, req, resp, reason, token, source=None, detail=None):
         resp.status = falcon.HTTP_401

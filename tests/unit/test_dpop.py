@@ -295,6 +295,34 @@ def test_bound_token_as_bearer_or_without_proof_is_refused(client, signer, key, 
     assert_dpop_denied(verify(client, token, scheme="dpop"), "invalid_dpop_proof")
 
 
+def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(signer, key, clock, tmp_path):
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+                      clock=clock)
+    replay = SqliteReplayCache(tmp_path / "replay.db", clock)
+    app = create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, replay=replay, clock=clock)
+    token = bound_token(signer, key, clock)
+    bound = {**ORIGINAL, "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", URL, token, iat=int(clock()))}
+    plain = {"Authorization": f"Bearer {rs256(signer, claims(clock()))}"}
+    assert replay.first_use(b"x" * 32, clock() + 61)   # the file exists
+    other = sqlite3.connect(tmp_path / "replay.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")   # another worker, mid-write
+
+    async def scenario():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            waiting = asyncio.create_task(conductor.simulate_get("/verify", headers=bound))
+            await asyncio.sleep(0.1)
+            answered = await asyncio.wait_for(conductor.simulate_get("/verify", headers=plain), 1.0)
+            assert answered.status_code == 200
+            assert not waiting.done()
+            other.execute("COMMIT")
+            assert (await asyncio.wait_for(waiting, 5.0)).status_code == 200
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close()
+
+
 def test_stolen_token_with_the_thiefs_own_proof(client, signer, key, clock):
     token = bound_token(signer, key, clock)
     thief = DpopKey.generate("ES256")
