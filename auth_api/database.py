@@ -103,6 +103,10 @@ class PostgresDatabase:
         self._pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                                                  timeout=POOL_TIMEOUT_SECONDS,
                                                  reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
+                                                 # A connection that broke while idle (a PostgreSQL
+                                                 # restart) is replaced, not handed out to fail: one
+                                                 # round trip per request, beside argon2's 50 ms.
+                                                 check=psycopg_pool.ConnectionPool.check_connection,
                                                  kwargs={"connect_timeout": 5})
 
     @property

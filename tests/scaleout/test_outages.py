@@ -121,6 +121,16 @@ def test_postgres_down_refuses_logins_with_503_but_issued_tokens_still_work(post
     assert protected(postgres_stack, postgres_stack.login()).status_code == 200
 
 
+def test_a_quick_postgres_restart_costs_no_login(postgres_stack, postgres):
+    # Every pooled connection of both auth API workers is open before, broken after the restart.
+    for _ in range(4):
+        assert login(postgres_stack).status_code == 200
+    postgres.halt()
+    postgres.resume()
+    # The pool checks a connection before handing it out: a broken one is replaced, not used.
+    assert [login(postgres_stack).status_code for _ in range(6)] == [200] * 6
+
+
 def test_redis_down_refuses_logouts_then_fails_closed_and_recovers(redis_stack):
     running, redis_server = redis_stack
     token = running.login()
