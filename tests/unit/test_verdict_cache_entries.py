@@ -1,0 +1,71 @@
+"""VerdictCache itself: when entries die, and the values cached verdicts share to stay small."""
+
+import json
+
+import pytest
+
+from tests.fakes import FakeClock
+from validator import cache as cache_module
+from validator.cache import VerdictCache
+from validator.tokens import Identity, token_digest
+
+pytestmark = pytest.mark.unit
+
+
+def identity(clock, number=0, exp_in=900, roles=("user",)):
+    now = int(clock())
+    # Built from JSON, like a verified token's claims: equal values, distinct objects.
+    claims = json.loads(json.dumps({"roles": list(roles), "iat": now, "exp": now + exp_in}))
+    return Identity(sub=f"user-{number}", roles=tuple(claims["roles"]), scopes=tuple(["orders:read"]),
+                    jti=f"jti-{number}", iat=claims["iat"], exp=claims["exp"])
+
+
+def test_an_entry_dies_at_exp_or_at_the_max_ttl_whichever_comes_first():
+    clock = FakeClock()
+    cache = VerdictCache(100, 300, timer=clock)
+    short, long = token_digest("a.b.c"), token_digest("d.e.f")
+    cache.put(short, identity(clock, 1, exp_in=60))
+    cache.put(long, identity(clock, 2, exp_in=900))
+    clock.tick(59)
+    assert cache.get(short).sub == "user-1" and cache.get(long).sub == "user-2"
+    clock.tick(1)
+    assert cache.get(short) is None
+    assert cache.get(long) is not None
+    clock.tick(240)      # 300 s after it was stored, though the token has 600 s left
+    assert cache.get(long) is None
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize("size, ttl", [(0, 300), (100, 0)])
+def test_a_zero_size_or_ttl_caches_nothing(size, ttl):
+    clock = FakeClock()
+    cache = VerdictCache(size, ttl, timer=clock)
+    cache.put(token_digest("a.b.c"), identity(clock))
+    assert cache.get(token_digest("a.b.c")) is None and len(cache) == 0
+
+
+def test_verdicts_share_equal_role_lists_and_timestamps():
+    clock = FakeClock()
+    cache = VerdictCache(100, 300, timer=clock)
+    for number in range(3):
+        cache.put(token_digest(f"t.{number}.x"), identity(clock, number))
+    first, second, third = (cache.get(token_digest(f"t.{number}.x")) for number in range(3))
+    assert first.roles is second.roles is third.roles
+    assert first.iat is second.iat and first.exp is third.exp
+    # Different values stay different, and each verdict keeps its own.
+    other = identity(clock, 9, exp_in=600, roles=("admin",))
+    cache.put(token_digest("t.9.x"), other)
+    stored = cache.get(token_digest("t.9.x"))
+    assert stored.roles == ("admin",) and stored.exp == other.exp and stored.sub == "user-9"
+
+
+def test_the_shared_table_stays_bounded_whatever_arrives():
+    clock = FakeClock()
+    cache = VerdictCache(10, 300, timer=clock)
+    for number in range(3 * cache_module._MAX_SHARED_VALUES):
+        clock.tick(1)   # a new iat, exp and expiry second for every verdict
+        cache.put(token_digest(f"t.{number}.x"), identity(clock, number, roles=(f"role-{number}",)))
+    assert len(cache._values) <= cache_module._MAX_SHARED_VALUES
+    assert len(cache) == 10
+    newest = cache.get(token_digest(f"t.{3 * cache_module._MAX_SHARED_VALUES - 1}.x"))
+    assert newest.roles == (f"role-{3 * cache_module._MAX_SHARED_VALUES - 1}",)
