@@ -1,10 +1,11 @@
 """Replay caches for DPoP proof `jti`s: each key is accepted once until it expires.
 
 One method, `first_use(key, expires_at)`: True the first time a key is seen, False afterwards. The
-SQLite cache is shared by every worker on one host (one file in the data directory); a Redis cache
-(SET key NX EXAT expires_at) would implement the same method for validators on several hosts.
+SQLite cache is shared by every worker on one host (one file in the data directory); the Redis cache
+by validators on every host (SET key NX EXAT expires_at).
 """
 
+import math
 import os
 import sqlite3
 import threading
@@ -106,3 +107,23 @@ class SqliteReplayCache:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, _MAX_RETRY_SECONDS)
+
+
+class RedisReplayCache:
+    """A replay cache in Redis, shared by every validator that uses the same Redis; thread-safe.
+
+    A Redis error propagates: /verify then refuses the request (fail closed), it never skips the check.
+    """
+
+    PREFIX = "jwtgate:dpop:"
+
+    def __init__(self, url):
+        # Imported here: the Redis client costs every worker memory (issue #6), and only this needs it.
+        from jwtgate.redis_revocation import client_from_url
+
+        self._client = client_from_url(url)
+
+    def first_use(self, key, expires_at):
+        # SET NX is the check and the insert in one atomic step; EXAT (whole seconds) is rounded up
+        # so the key outlives the proof's window, never the other way round.
+        return bool(self._client.set(self.PREFIX + bytes(key).hex(), b"1", nx=True, exat=math.ceil(expires_at)))

@@ -16,7 +16,7 @@ from validator.keys import JwksSource, StaticKeys
 from jwtgate.revocation import SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
 from validator.dpop import ProofChecker, ProofGate
-from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
+from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
 from validator.resources import AssertionKeys, Health, Verify, challenge
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
 from validator.tokens import Policy
@@ -94,10 +94,15 @@ def make_assertions(settings, clock=time.time):
 
 
 def make_dpop(settings, replay=None, clock=time.time):
-    """The DPoP proof gate: its replay cache is the file every worker shares (in memory without one)."""
+    """The DPoP proof gate: its replay cache is the file every worker shares, or Redis, which every
+    validator host shares (in memory without either)."""
     if replay is None:
-        replay = SqliteReplayCache(settings.dpop_replay_db, clock) if settings.dpop_replay_db else \
-            MemoryReplayCache(clock)
+        if is_redis_url(settings.dpop_replay_db):
+            replay = RedisReplayCache(settings.dpop_replay_db)
+        elif settings.dpop_replay_db:
+            replay = SqliteReplayCache(settings.dpop_replay_db, clock)
+        else:
+            replay = MemoryReplayCache(clock)
     return ProofGate(ProofChecker(iat_window=settings.dpop_iat_window_seconds, clock=clock), replay)
 
 

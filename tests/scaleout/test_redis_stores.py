@@ -1,15 +1,25 @@
-"""The Redis revocation store, the pushed feed and the shared lockout counters, on a real redis-server."""
+"""Every Redis store on a real redis-server: revocations and their pushed feed, lockouts, DPoP replay keys."""
 
 import asyncio
+import json
 import threading
 import time
 
+import falcon.testing
 import pytest
 
 from auth_api.limits import LockoutPolicy, MemoryFailureCounters
 from auth_api.shared_limits import RedisFailureCounters
 from jwtgate.redis_revocation import RedisRevocationStore, client_from_url
+from jwtgate.replay import RedisReplayCache
 from jwtgate.revocation import Revocation
+from tests.dpop_support import DpopKey
+from tests.fakes import FakeClock
+from tests.minting import RsaSigner, claims, rs256
+from tests.services import free_port
+from validator.app import create_app
+from validator.config import Settings
+from validator.keys import JwksSource
 from validator.redis_feed import PushedRevocationFeed
 from validator.revocation import RevocationSet
 from validator.tokens import Identity
@@ -158,3 +168,49 @@ def test_auth_api_refuses_logins_with_503_while_the_lockout_redis_is_down(tmp_pa
     assert response.status_code == 503
     assert response.json["error"] == "auth_unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+def test_dpop_proofs_are_used_once_across_validator_hosts(redis_url):
+    # Two clients: two validators on different hosts, one Redis.
+    here, there = RedisReplayCache(redis_url), RedisReplayCache(redis_url)
+    expires_at = time.time() + 60.2
+    assert here.first_use(b"k" * 32, expires_at)
+    assert not there.first_use(b"k" * 32, expires_at)
+    assert not here.first_use(b"k" * 32, expires_at)
+    assert there.first_use(b"j" * 32, expires_at)
+    # Kept until the proof's window ends (rounded up to the second), not longer.
+    assert 60 <= client_from_url(redis_url).ttl(RedisReplayCache.PREFIX + (b"k" * 32).hex()) <= 61
+
+
+def test_a_dpop_replay_key_is_forgotten_when_its_window_ends(redis_url):
+    cache = RedisReplayCache(redis_url)
+    assert cache.first_use(b"e" * 32, time.time() + 1)
+    assert not cache.first_use(b"e" * 32, time.time() + 1)
+    deadline = time.monotonic() + 5
+    while not cache.first_use(b"e" * 32, time.time() + 1):
+        assert time.monotonic() < deadline, "the key outlived its window by seconds"
+        time.sleep(0.1)
+
+
+def test_a_bound_token_is_refused_while_the_replay_redis_is_down(signer_jwks):
+    signer, document = signer_jwks
+    key, clock = DpopKey.generate("ES256"), FakeClock(time.time())
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, document), clock=clock)
+    asyncio.run(keys.refresh())
+    down = RedisReplayCache(f"redis://127.0.0.1:{free_port()}/0")
+    app = create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, replay=down, clock=clock)
+    token = rs256(signer, claims(clock(), cnf={"jkt": key.thumbprint}))
+    url = "https://api.example/api/protected/"
+    result = falcon.testing.TestClient(app).simulate_get("/verify", headers={
+        "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", url, token, iat=int(clock())),
+        "X-Original-Method": "GET", "X-Original-Scheme": "https", "X-Original-Host": "api.example",
+        "X-Original-URI": "/api/protected/"})
+    # Fail closed: the proof might be a replay, so the request is refused, not let through.
+    assert result.status_code == 401
+    assert result.headers["X-Auth-Error"] == "internal_error"
+
+
+@pytest.fixture(scope="module")
+def signer_jwks():
+    signer = RsaSigner(kid="key-1")
+    return signer, json.dumps(signer.jwks()).encode()
