@@ -15,6 +15,7 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256, with_overrides
 from validator.app import create_app
 from validator.config import Settings
+from validator import dpop as dpop_module
 from validator.dpop import ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
 from validator.keys import JwksSource
 
@@ -164,6 +165,23 @@ def test_none_and_hmac_are_refused(checker, key, clock):
     rejected(checker, hmac_signed(proof_header(key, alg="HS256"), good, b"k" * 32), "alg")
     # An HMAC keyed with the public JWK's own text, the classic key confusion.
     rejected(checker, hmac_signed(proof_header(key, alg="HS256"), good, json.dumps(key.jwk).encode()), "alg")
+
+
+def test_a_client_key_is_built_once_and_the_built_keys_are_bounded(checker, key, clock):
+    first = check(checker, key.sign(proof_header(key), proof_claims(clock, jti="a")))
+    # Members besides the required ones do not shape the key, nor make another entry.
+    again = check(checker, key.sign(proof_header(key, jwk={**key.jwk, "use": "sig"}), proof_claims(clock, jti="b")))
+    assert first.jkt == again.jkt == key.thumbprint
+    assert len(checker._keys) == 1
+    # A stream of new keys evicts older ones; an evicted key is built again when it comes back.
+    for number in range(dpop_module._BUILT_KEYS + 5):
+        other = DpopKey.generate("ES256")
+        check(checker, other.sign(proof_header(other), proof_claims(clock, jti=f"k{number}")))
+    assert len(checker._keys) == dpop_module._BUILT_KEYS
+    assert check(checker, key.sign(proof_header(key), proof_claims(clock, jti="c"))).jkt == key.thumbprint
+    # A built key never vouches for a signature by another key that names it.
+    thief = DpopKey.generate("ES256")
+    rejected(checker, thief.sign(proof_header(key), proof_claims(clock, jti="d")), "signature")
 
 
 def test_signature_by_another_key_than_the_header_names(checker, key, clock):
