@@ -100,8 +100,7 @@ def _exp_of(token):
 
 def mint(stack, directory, count, lifetime=6 * 3600):
     """A file of `count` valid tokens signed with the stack's key; reused while they have an hour left."""
-    pem_path = sorted((stack.data_dir / "keys").glob("*.pem"))[-1]
-    kid = kid_of(stack)
+    pem, kid = signing_key(stack)
     path = directory / f"valid-{count}.txt"
     stamp = directory / f"valid-{count}.kid"
     if path.exists() and stamp.exists() and stamp.read_text() == kid:
@@ -113,7 +112,7 @@ def mint(stack, directory, count, lifetime=6 * 3600):
     workers = os.cpu_count() or 1
     chunk = -(-count // workers)
     with ProcessPoolExecutor(workers) as pool:
-        parts = pool.map(_mint_chunk, *zip(*[(pem_path.read_bytes(), kid, start, min(chunk, count - start), exp)
+        parts = pool.map(_mint_chunk, *zip(*[(pem, kid, start, min(chunk, count - start), exp)
                                             for start in range(0, count, chunk)]))
         tokens = [token for part in parts for token in part]
     path.write_text("\n".join(tokens) + "\n")
@@ -134,7 +133,7 @@ class DpopRequests:
         from tests.minting import RsaSigner, claims, rs256
 
         self.key = DpopKey.generate("ES256")
-        signer = RsaSigner.from_pem(sorted((stack.data_dir / "keys").glob("*.pem"))[-1].read_bytes(), kid_of(stack))
+        signer = RsaSigner.from_pem(*signing_key(stack))
         now = int(time.time())
         self.token = rs256(signer, claims(now, sub="bench-dpop", exp=now + 6 * 3600, roles=["user"],
                                           cnf={"jkt": self.key.thumbprint}))
@@ -169,6 +168,11 @@ def invalid_from(valid_path, directory):
     path = directory / f"invalid-{len(tokens)}.txt"
     path.write_text("\n".join(forged) + "\n")
     return path
+
+
+def signing_key(stack):
+    """(PEM, kid) of the key the stack's auth API signs with: bench tokens are minted with it."""
+    return sorted((stack.data_dir / "keys").glob("*.pem"))[-1].read_bytes(), kid_of(stack)
 
 
 def kid_of(stack):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from cachetools import LRUCache
 from jose import jwk
 
-from validator.tokens import TokenRejected, _b64decode, _json_object
+from validator.tokens import TokenRejected, _b64decode, _json_object, signature_verifies
 
 # RFC 9449 section 5.1 (dpop_signing_alg_values_supported): what we verify. Never none or HMAC:
 # a proof must be signed with a private key only the client holds.
@@ -225,12 +225,7 @@ class ProofChecker:
         if not header.keys() <= _HEADER:
             raise ProofRejected("header_member")
         key, jkt = self._key(_public_jwk(header), header["alg"])
-        try:
-            # The key object's own verify(), as for access tokens (validator.tokens.verify_signature).
-            verified = key.verify(proof[:proof.rindex(".")].encode("ascii"), signature)
-        except Exception:
-            verified = False
-        if verified is not True:
+        if not signature_verifies(proof, signature, key):
             raise ProofRejected("signature")
         jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
         if not isinstance(jti, str) or not _JTI.fullmatch(jti):
