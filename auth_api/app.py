@@ -71,7 +71,7 @@ def create_app(settings, *, store, keyring, revocations, clock, throttle=None, p
     """The WSGI app serving login, refresh, logout, the JWKS and the health check."""
     sessions = Sessions(settings, store=store, revocations=revocations, clock=clock)
     # DPoP proofs at login and refresh (RFC 9449 section 5); the replay cache opens on first use.
-    proofs = TokenEndpointProofs.open(settings.data_dir, clock) if proofs is None else proofs
+    proofs = TokenEndpointProofs.open(settings, clock) if proofs is None else proofs
     app = falcon.App(middleware=[RequestIdMiddleware()])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)

@@ -4,7 +4,8 @@ The proof is checked with the validator's rules (validator.dpop): `htm` POST, `h
 URL as the client called it, `iat` within IAT_WINDOW_SECONDS, each `jti` once. Behind the gateway,
 Nginx tells us that URL: `X-Jwtgate-Self-Origin` ($scheme://$http_host) and `X-Original-URI`
 ($request_uri), replacing any client copy. Without them (the auth API called directly), the URL is
-rebuilt from the request's own scheme, Host and path.
+rebuilt from the request's own scheme, Host and path. With AUTH_DPOP_NONCE_SECONDS, a login or refresh
+proof must also carry a nonce of ours (section 8).
 """
 
 import logging
@@ -12,8 +13,9 @@ import os
 
 import falcon
 
+from jwtgate.files import load_or_create_secret
 from jwtgate.replay import SqliteReplayCache
-from validator.dpop import ProofChecker, ProofRejected, request_url
+from validator.dpop import Nonces, ProofChecker, ProofRejected, request_url
 from validator.resources import authorization_token
 from validator.tokens import TokenRejected
 
@@ -29,6 +31,12 @@ def invalid_dpop_proof():
     return falcon.HTTPBadRequest(code="invalid_dpop_proof", description="Invalid DPoP proof")
 
 
+def use_dpop_nonce(nonce):
+    # RFC 9449 section 8: a token request whose proof lacks a current nonce gets one to use.
+    return falcon.HTTPBadRequest(code="use_dpop_nonce", description="Authorization server requires nonce in DPoP proof",
+                                 headers={"DPoP-Nonce": nonce})
+
+
 def endpoint_url(req):
     """The normalised URL the client sent this request to, for comparison with a proof's `htu`."""
     origin = req.get_header("X-Jwtgate-Self-Origin")
@@ -42,20 +50,29 @@ def endpoint_url(req):
 class TokenEndpointProofs:
     """Reads the optional DPoP proof of a login or refresh request: the key's thumbprint, or None."""
 
-    def __init__(self, checker, replay):
+    def __init__(self, checker, replay, nonces=None):
         self._checker = checker
         self._replay = replay
+        self._nonces = nonces
 
     @classmethod
-    def open(cls, data_dir, clock):
-        """Proofs checked against a replay cache in the data directory, shared by every worker."""
+    def open(cls, settings, clock):
+        """Proofs checked against a replay cache in the data directory, shared by every worker, and with
+        nonces when the settings ask for them (their secret, when not set, in the data directory)."""
+        nonces = None
+        if settings.dpop_nonce_seconds:
+            secret = settings.dpop_nonce_secret or load_or_create_secret(
+                os.path.join(settings.data_dir, "dpop-nonce-auth.key"))
+            nonces = Nonces(secret, settings.dpop_nonce_seconds, clock)
         return cls(ProofChecker(iat_window=IAT_WINDOW_SECONDS, clock=clock),
-                   SqliteReplayCache(os.path.join(data_dir, "dpop-replay-auth.db"), clock))
+                   SqliteReplayCache(os.path.join(settings.data_dir, "dpop-replay-auth.db"), clock), nonces)
 
-    def key_of(self, req, access_token=None):
+    def key_of(self, req, resp=None, access_token=None):
         """None without a DPoP header; the thumbprint (`jkt`) of a valid proof's key; else 400.
 
-        With access_token, the proof must carry its hash (`ath`), as at the validator.
+        A token request passes its resp: with nonces on, its proof needs a current one, and resp
+        gets the nonce to use next (section 8.2). With access_token (logout), the proof must carry
+        the token's hash (`ath`), as at the validator.
         """
         proof = req.get_header("DPoP")
         if proof is None:
@@ -66,6 +83,11 @@ class TokenEndpointProofs:
             logger.info("dpop proof refused", extra={"result": "denied", "reason": "invalid_dpop_proof",
                                                      "error": rejected.detail})
             raise invalid_dpop_proof() from None
+        if resp is not None and self._nonces is not None:
+            if not self._nonces.valid(checked.nonce):
+                logger.info("dpop proof refused", extra={"result": "denied", "reason": "use_dpop_nonce"})
+                raise use_dpop_nonce(self._nonces.current())
+            resp.set_header("DPoP-Nonce", self._nonces.current())
         if not self._replay.first_use(*self._checker.replay_key(checked)):
             logger.info("dpop proof refused", extra={"result": "denied", "reason": "invalid_dpop_proof",
                                                      "error": "replayed"})

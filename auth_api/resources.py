@@ -119,7 +119,7 @@ class RefreshResource:
         body = read_json_body(req, self._settings.max_body_bytes)
         if not isinstance(body, dict):
             raise _invalid_request("refresh_token is required and must be a string")
-        jkt = self._proofs.key_of(req) if self._proofs is not None else None
+        jkt = self._proofs.key_of(req, resp) if self._proofs is not None else None
         token, cookies = body.get("refresh_token"), False
         if token is None and cookie_value(req, REFRESH_COOKIE) is not None:
             token, cookies = cookie_value(req, REFRESH_COOKIE), True
@@ -229,7 +229,7 @@ class LoginResource:
             raise _invalid_request("cookie must be true or false")
         if cookies and not same_origin(req, self._settings.allowed_origins):
             raise cross_site_request()
-        jkt = self._proofs.key_of(req) if self._proofs is not None else None
+        jkt = self._proofs.key_of(req, resp) if self._proofs is not None else None
         if jkt is not None and cookies:
             # A browser's cookie is sent without a proof: a DPoP-bound token there would never work.
             raise _invalid_request("DPoP and cookie login cannot be combined")

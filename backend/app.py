@@ -1,5 +1,7 @@
 """The sample backend: public and protected routes trusting the identity headers Nginx sets."""
 
+import base64
+import json
 import logging.config
 import os
 
@@ -15,6 +17,13 @@ log = logging.getLogger(__name__)
 
 def _names(header):
     return [name for name in (header or "").split(",") if name]
+
+
+def _claims(header):
+    """The verified claim set the validator forwards (VALIDATOR_FORWARD_CLAIMS): base64url JSON, or None."""
+    if not header:
+        return None
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
 
 
 class Public:
@@ -54,6 +63,7 @@ class Protected:
             "scopes": _names(req.get_header("X-User-Scopes")),
             "email": req.get_header("X-User-Email") or None,
             "tenant": req.get_header("X-User-Tenant") or None,
+            "claims": _claims(req.get_header("X-User-Claims")),
             "path": req.path,
         }
 

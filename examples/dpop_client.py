@@ -84,12 +84,15 @@ class DpopKey:
         signing_input = f"{b64url(json.dumps(header))}.{b64url(json.dumps(claims))}"
         return f"{signing_input}.{b64url(self._signer.sign(signing_input.encode('ascii')))}"
 
-    def proof(self, method, url, access_token=None, *, iat=None, jti=None):
-        """A DPoP proof for one request: `htu` is the URL without query or fragment."""
+    def proof(self, method, url, access_token=None, *, iat=None, jti=None, nonce=None):
+        """A DPoP proof for one request: `htu` is the URL without query or fragment; `nonce` the server's
+        last DPoP-Nonce, where it asks for one (RFC 9449 sections 8 and 9)."""
         claims = {"jti": jti or secrets.token_urlsafe(16), "htm": method, "htu": url.split("?")[0].split("#")[0],
                   "iat": int(time.time()) if iat is None else iat}
         if access_token is not None:
             claims["ath"] = b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+        if nonce is not None:
+            claims["nonce"] = nonce
         return self.sign({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}, claims)
 
 
@@ -122,9 +125,11 @@ def main(argv=None):
     curl = commands.add_parser("curl", help="print a curl command for one request with a fresh proof")
     curl.add_argument("url")
     curl.add_argument("--method", default="GET")
+    curl.add_argument("--nonce", help="the DPoP-Nonce the gateway last sent, when it asks for one")
     proof = commands.add_parser("proof", help="print a proof (with ath when there is a token)")
     proof.add_argument("method")
     proof.add_argument("url")
+    proof.add_argument("--nonce", help="the DPoP-Nonce the gateway last sent, when it asks for one")
     args = parser.parse_args(argv)
 
     key = _key(args.key, args.alg)
@@ -146,12 +151,13 @@ def main(argv=None):
         with open(args.tokens) as handle:
             token = json.load(handle)["access_token"]
     if args.command == "proof":
-        print(key.proof(args.method, args.url, token))
+        print(key.proof(args.method, args.url, token, nonce=args.nonce))
         return 0
     if token is None:
         parser.error(f"no {args.tokens}: run login first")
+    proof = key.proof(args.method, args.url, token, nonce=args.nonce)
     print(" ".join(["curl", "-i", "-X", shlex.quote(args.method), "-H", shlex.quote(f"Authorization: DPoP {token}"),
-                    "-H", shlex.quote(f"DPoP: {key.proof(args.method, args.url, token)}"), shlex.quote(args.url)]))
+                    "-H", shlex.quote(f"DPoP: {proof}"), shlex.quote(args.url)]))
     return 0
 
 

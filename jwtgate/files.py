@@ -37,3 +37,17 @@ def write_atomically(path, data, mode=0o600):
         os.fsync(directory_descriptor)
     finally:
         os.close(directory_descriptor)
+
+
+def load_or_create_secret(path, size=32):
+    """The random secret in path (0600), made by the first process to ask; its directory is made too."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    with locked(directory):
+        if not os.path.exists(path):
+            write_atomically(path, secrets.token_bytes(size))
+        with open(path, "rb") as handle:
+            secret = handle.read()
+    if len(secret) < size:
+        raise ValueError(f"{path} holds {len(secret)} bytes, fewer than {size}: remove it to make a new one")
+    return secret

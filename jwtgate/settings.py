@@ -67,6 +67,13 @@ class EnvReader:
             self.problems.append((self.name(key), f"must be at most {maximum}"))
         return number
 
+    def off_or_integer(self, key, *, minimum, maximum):
+        """0 (the feature is off, the default) or an integer from minimum to maximum."""
+        number = self.integer(key, 0, minimum=0, maximum=maximum)
+        if number is not None and 0 < number < minimum:
+            self.problems.append((self.name(key), f"must be 0 (off) or at least {minimum}"))
+        return number
+
     def flag(self, key, default=False):
         value = self._raw(key, default)
         if value is None:
@@ -78,8 +85,14 @@ class EnvReader:
             self.problems.append((self.name(key), f"must be 0 or 1, got {value[:40]!r}"))
         return False
 
-    def secret(self, key):
+    def secret(self, key, min_bytes=None):
         """A secret from NAME or from the file named by NAME_FILE; None when neither is set."""
+        value = self._secret(key)
+        if value is not None and min_bytes is not None and len(value) < min_bytes:
+            self.problems.append((self.name(key), f"must be at least {min_bytes} bytes"))
+        return value
+
+    def _secret(self, key):
         inline = self._environ.get(self.name(key))
         path = self._environ.get(self.name(f"{key}_FILE"))
         if inline is not None and path is not None:

@@ -8,6 +8,7 @@ import time
 import falcon
 import falcon.asgi
 
+from jwtgate.files import load_or_create_secret
 from jwtgate.logs import logconfig_dict
 from validator.cache import VerdictCache
 from validator.config import Settings
@@ -15,7 +16,7 @@ from validator import metrics
 from validator.keys import JwksSource, StaticKeys
 from jwtgate.revocation import SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
-from validator.dpop import ProofChecker, ProofGate
+from validator.dpop import Nonces, ProofChecker, ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
 from validator.resources import AssertionKeys, Health, Verify, challenge
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
@@ -103,7 +104,16 @@ def make_dpop(settings, replay=None, clock=time.time):
             replay = SqliteReplayCache(settings.dpop_replay_db, clock)
         else:
             replay = MemoryReplayCache(clock)
-    return ProofGate(ProofChecker(iat_window=settings.dpop_iat_window_seconds, clock=clock), replay)
+    return ProofGate(ProofChecker(iat_window=settings.dpop_iat_window_seconds, clock=clock), replay,
+                     make_nonces(settings, clock))
+
+
+def make_nonces(settings, clock=time.time):
+    """RFC 9449 section 9 nonces when VALIDATOR_DPOP_NONCE_SECONDS asks for them, else None."""
+    if not settings.dpop_nonce_seconds:
+        return None
+    secret = settings.dpop_nonce_secret or load_or_create_secret(settings.dpop_nonce_key_file)
+    return Nonces(secret, settings.dpop_nonce_seconds, clock)
 
 
 def create_app(settings, *, keys, revocations=None, assertions=None, replay=None, clock=time.time):
@@ -115,6 +125,7 @@ def create_app(settings, *, keys, revocations=None, assertions=None, replay=None
         accepted_typ=settings.accepted_typ,
         leeway_seconds=settings.leeway_seconds,
         extra_claims=tuple(claim for claim, _ in settings.claim_headers if claim not in ("sub", "roles", "scope")),
+        forward_claims=settings.forward_claims,
     )
     stats = metrics.VerifyStats()
     cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock), stats)

@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 import os
 
 from jwtgate.settings import EnvReader, data_dir
+from validator.dpop import MIN_NONCE_SECONDS
 
 _MAPPING = re.compile(r"([A-Za-z0-9_]{1,64}):(X-[A-Za-z0-9-]{1,64})")
+# VALIDATOR_FORWARD_CLAIMS: the whole verified claim set, base64url JSON, for the backend.
+CLAIMS_HEADER = "X-User-Claims"
 DEFAULT_CLAIM_HEADERS = "sub:X-User-Id roles:X-User-Roles scope:X-User-Scopes email:X-User-Email tenant:X-User-Tenant"
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _QUOTABLE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")
@@ -45,7 +48,14 @@ class Settings:
     # DPoP (RFC 9449): how far a proof's iat may be from now, and the jti replay cache (None: in memory).
     dpop_iat_window_seconds: int = 60
     dpop_replay_db: str | None = None
+    # RFC 9449 section 9 server nonces: how long each lasts (0: none asked for), and the secret they are
+    # made with (None: the key file in the data directory, made on first use).
+    dpop_nonce_seconds: int = 0
+    dpop_nonce_secret: bytes | None = field(default=None, repr=False)
+    dpop_nonce_key_file: str = ""
     claim_headers: tuple = tuple(tuple(pair.split(":")) for pair in DEFAULT_CLAIM_HEADERS.split())
+    # The whole verified claim set in X-User-Claims, besides the mapped claims.
+    forward_claims: bool = False
 
     @classmethod
     def from_env(cls, environ):
@@ -73,6 +83,8 @@ class Settings:
                 claim_headers.append((match.group(1), match.group(2)))
         if len({header.lower() for _, header in claim_headers}) != len(claim_headers):
             env.problem("CLAIM_HEADERS", "names a header twice")
+        if any(header.lower() == CLAIMS_HEADER.lower() for _, header in claim_headers):
+            env.problem("CLAIM_HEADERS", f"names {CLAIMS_HEADER}, which VALIDATOR_FORWARD_CLAIMS uses")
         # Origins, besides the gateway's own, whose cookie-authenticated writes are accepted.
         allowed_origins = env.text("ALLOWED_ORIGINS", "").split()
         for origin in allowed_origins:
@@ -105,12 +117,16 @@ class Settings:
             realm=realm,
             log_level=env.text("LOG_LEVEL", "info", choices={"debug", "info", "warning", "error"}),
             claim_headers=tuple(claim_headers),
+            forward_claims=env.flag("FORWARD_CLAIMS", False),
             allowed_origins=frozenset(allowed_origins),
             assertion_audience=env.text("ASSERTION_AUDIENCE", "", max_length=256),
             assertion_ttl_seconds=env.integer("ASSERTION_TTL_SECONDS", 30, minimum=5, maximum=300),
             assertion_key_dir=env.text("ASSERTION_KEY_DIR", os.path.join(data_dir(environ), "assertion")),
             dpop_iat_window_seconds=env.integer("DPOP_IAT_WINDOW_SECONDS", 60, minimum=1, maximum=300),
             dpop_replay_db=env.text("DPOP_REPLAY_DB", os.path.join(data_dir(environ), "dpop-replay.db")),
+            dpop_nonce_seconds=env.off_or_integer("DPOP_NONCE_SECONDS", minimum=MIN_NONCE_SECONDS, maximum=3600),
+            dpop_nonce_secret=env.secret("DPOP_NONCE_SECRET", min_bytes=_MIN_HS256_SECRET_BYTES),
+            dpop_nonce_key_file=os.path.join(data_dir(environ), "dpop-nonce.key"),
         )
         env.finish()
         return settings

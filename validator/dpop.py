@@ -54,11 +54,12 @@ class ProofRejected(Exception):
 
 @dataclass(frozen=True)
 class Proof:
-    """A checked proof: the key's thumbprint, and what the replay cache needs."""
+    """A checked proof: the key's thumbprint, what the replay cache needs, and its `nonce` (None without)."""
 
     jkt: str
     jti: str
     iat: int
+    nonce: str | None = None
 
 
 def b64url(data):
@@ -242,7 +243,8 @@ class ProofChecker:
             ath = claims.get("ath")
             if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
                 raise ProofRejected("ath")
-        return Proof(jkt=jkt, jti=jti, iat=int(iat))
+        nonce = claims.get("nonce")
+        return Proof(jkt=jkt, jti=jti, iat=int(iat), nonce=nonce if isinstance(nonce, str) else None)
 
     def replay_key(self, proof):
         """(key, expires_at) for the replay cache: a jti counts per key, until its iat leaves the window."""
@@ -250,19 +252,65 @@ class ProofChecker:
         return key, proof.iat + self._window + 1
 
 
+# A shorter nonce lifetime would send clients back for a new nonce every few requests.
+MIN_NONCE_SECONDS = 10
+_NONCE = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
+
+
+class Nonces:
+    """RFC 9449 sections 8 and 9: server-provided nonces, with no state to share.
+
+    A nonce is a time slot of `lifetime` seconds and an HMAC of it under a secret every worker (and
+    every host, given the same secret) holds; it is accepted in its own slot and the two beside it
+    (clocks of hosts differ), so it is good for at least one lifetime after it is handed out.
+    """
+
+    def __init__(self, secret, lifetime, clock=time.time):
+        self._secret = secret
+        self._lifetime = lifetime
+        self._clock = clock
+        self._current = (None, None)
+
+    def _mac(self, slot):
+        digest = hmac.new(self._secret, f"jwtgate-dpop-nonce:{slot}".encode("ascii"), hashlib.sha256).digest()
+        return b64url(digest[:16])
+
+    def _slot(self):
+        return math.floor(self._clock() / self._lifetime)
+
+    def current(self):
+        """The nonce to hand out now (a DPoP-Nonce header value: RFC 9449 section 8.1's NQCHAR only)."""
+        slot = self._slot()
+        held, nonce = self._current
+        if held != slot:
+            nonce = f"{slot}.{self._mac(slot)}"
+            self._current = (slot, nonce)
+        return nonce
+
+    def valid(self, nonce):
+        """Whether a proof's `nonce` claim is one of ours, handed out at most about two lifetimes ago."""
+        match = _NONCE.fullmatch(nonce) if isinstance(nonce, str) else None
+        if match is None:
+            return False
+        slot = int(match.group(1))
+        return abs(slot - self._slot()) <= 1 and hmac.compare_digest(match.group(2), self._mac(slot))
+
+
 class ProofGate:
     """The validator's step for a DPoP-bound token: a valid, unreplayed proof for this request and key."""
 
-    def __init__(self, checker, replay):
+    def __init__(self, checker, replay, nonces=None):
         self._checker = checker
         self._replay = replay
+        # Nonces when the validator demands them (VALIDATOR_DPOP_NONCE_SECONDS), else None.
+        self.nonces = nonces
         # The shared replay insert may wait for another worker's write lock: it waits in a thread of
         # its own (made on the first proof), and the worker's event loop answers other requests
         # meanwhile (make bench, dpop at -c128: p99 0.41 s with the insert on the loop).
         self._inserts = ThreadPoolExecutor(1, thread_name_prefix="dpop-replay")
 
     async def check(self, proof, *, method, url, access_token, jkt):
-        """The checked Proof, or TokenRejected: invalid_dpop_proof (with .detail) or dpop_replayed."""
+        """The checked Proof, or TokenRejected: invalid_dpop_proof (with .detail), use_dpop_nonce or dpop_replayed."""
         try:
             checked = self._checker.check(proof, method=method, url=url, access_token=access_token)
             if not hmac.compare_digest(checked.jkt, jkt):
@@ -272,6 +320,9 @@ class ProofGate:
             refusal = TokenRejected("invalid_dpop_proof")
             refusal.detail = rejected.detail
             raise refusal from None
+        # RFC 9449 section 9: a proof without a current nonce of ours is answered with one to use.
+        if self.nonces is not None and not self.nonces.valid(checked.nonce):
+            raise TokenRejected("use_dpop_nonce")
         # Last, so only a proof that passed everything else uses up its jti.
         first = await asyncio.get_running_loop().run_in_executor(
             self._inserts, self._replay.first_use, *self._checker.replay_key(checked))

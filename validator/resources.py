@@ -9,6 +9,7 @@ import falcon
 
 from jwtgate.logs import fingerprint
 from validator import authorization
+from validator.config import CLAIMS_HEADER
 from validator.dpop import ALGORITHMS, request_url
 from validator.tokens import REASONS, TokenRejected, UnknownKey
 
@@ -20,7 +21,7 @@ _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x2b\x2d-\x7e]+)")
 # RFC 9449 section 7.1: the DPoP scheme, for tokens bound to a client key.
 _DPOP = re.compile(r"[Dd][Pp][Oo][Pp] +([\x21-\x2b\x2d-\x7e]+)")
 _REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
-_DPOP_REASONS = frozenset({"dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed"})
+_DPOP_REASONS = frozenset({"dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed", "use_dpop_nonce"})
 
 
 def authorization_token(value, max_bytes):
@@ -177,6 +178,8 @@ class Verify:
     def _allowed_headers(self, req, identity, source):
         """[(name, value)] of an allowed answer: the identity, the assertion, Cache-Control."""
         headers = [(header, ",".join(identity.values(claim))) for claim, header in self._claim_headers]
+        if identity.claims is not None:
+            headers.append((CLAIMS_HEADER, identity.claims))
         if self._assertions is not None:
             method, uri = req.get_header("X-Original-Method", default=""), req.get_header("X-Original-URI", default="")
             headers.append(("X-Jwtgate-Assertion", self._assertions.sign(identity, method, uri)))
@@ -188,7 +191,14 @@ class Verify:
                      and self._assertions is None)
         headers.append(("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
                         if cacheable else "no-store"))
+        if source == "dpop":
+            headers.extend(self._dpop_nonce())
         return headers
+
+    def _dpop_nonce(self):
+        """RFC 9449 section 9: with nonces on, every DPoP answer hands out the current one (else nothing)."""
+        nonces = self._dpop.nonces if self._dpop is not None else None
+        return [] if nonces is None else [("DPoP-Nonce", nonces.current())]
 
     on_head = on_get
 
@@ -212,6 +222,8 @@ class Verify:
         resp.set_header("WWW-Authenticate", (self._dpop_challenges if dpop else self._challenges)[reason])
         resp.set_header("X-Auth-Error", reason)
         resp.set_header("Cache-Control", "no-store")
+        if dpop:
+            resp.set_headers(self._dpop_nonce())
         log.info(
             "verify denied",
             extra={"result": "denied", "reason": reason, "request_id": self._request_id(req),

@@ -41,6 +41,8 @@ REASONS = {
     "dpop_unbound": ("invalid_token", "Token is not DPoP-bound: send it with the Bearer scheme"),
     "invalid_dpop_proof": ("invalid_dpop_proof", "Invalid DPoP proof"),
     "dpop_replayed": ("invalid_dpop_proof", "DPoP proof replayed"),
+    # Section 9: the proof lacks a current server nonce; the answer carries one in DPoP-Nonce.
+    "use_dpop_nonce": ("use_dpop_nonce", "Resource server requires nonce in DPoP proof"),
 }
 
 # Header members we understand. Anything else, notably jwk, jku, x5u, x5c
@@ -100,6 +102,8 @@ class Identity:
     jkt: str | None = None
     # Further claims mapped to headers (VALIDATOR_CLAIM_HEADERS): ((claim, (value, ...)), ...).
     extra: tuple = ()
+    # VALIDATOR_FORWARD_CLAIMS: the token's payload segment, base64url JSON of exactly the claims verified.
+    claims: str | None = None
 
     def values(self, claim):
         """The claim's values as a tuple of strings (empty when absent)."""
@@ -122,6 +126,8 @@ class Policy:
     leeway_seconds: int
     # Claims besides sub, roles and scope that become headers, so must be header-safe.
     extra_claims: tuple = ()
+    # Whether the whole claim set goes to the backend too (Identity.claims).
+    forward_claims: bool = False
 
 
 def token_digest(token):

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from tests.conftest import start_stack
 from tests.minting import RsaSigner, claims, rs256
 
 pytestmark = pytest.mark.integration
@@ -101,3 +102,25 @@ def test_mapped_identity_headers_cannot_be_spoofed(gateway, tokens, path, name):
     response = get(gateway, path.replace("public", "protected"), tokens["admin"], **{name: "spoofed"})
     body = response.json()
     assert body["email"] is None and body["tenant"] is None
+
+
+@pytest.fixture(scope="module")
+def forwarding(tmp_path_factory):
+    running = start_stack(tmp_path_factory, "claims", VALIDATOR_FORWARD_CLAIMS="1")
+    yield running
+    running.close()
+
+
+def test_the_whole_claim_set_reaches_the_backend_when_forwarded(forwarding):
+    kid = forwarding.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
+    signer = RsaSigner.from_pem(forwarding.private_key_pem(), kid)
+    # Large, nested and non-ASCII claims: the header holds the payload as signed, whatever it says.
+    token = rs256(signer, claims(time.time(), sub="erin", profile={"name": "Jöhn", "tags": ["a"] * 200},
+                                 tenant="acme"))
+    spoofed = "eyJzdWIiOiJtYWxsb3J5In0"    # {"sub":"mallory"}
+    body = get(forwarding, "/api/protected/", token, **{"X-User-Claims": spoofed}).json()
+    assert body["claims"]["sub"] == "erin" and body["claims"]["profile"] == {"name": "Jöhn", "tags": ["a"] * 200}
+    assert body["claims"]["jti"] and body["claims"]["aud"] == "jwtgate-api"
+    # The micro-cache is off here, so this is the validator's cached verdict: the same claims.
+    assert get(forwarding, "/api/protected/", token).json()["claims"] == body["claims"]
+    assert get(forwarding, "/api/protected/", forwarding.login()).json()["claims"]["sub"] == forwarding.username

@@ -30,7 +30,7 @@ def test_preflight_from_an_allowed_origin_needs_no_token(cors, path):
     assert response.headers["access-control-allow-origin"] == ALLOWED
     assert response.headers["access-control-allow-credentials"] == "true"
     assert "POST" in response.headers["access-control-allow-methods"]
-    assert "Authorization" in response.headers["access-control-allow-headers"]
+    assert {"Authorization", "DPoP"} <= set(response.headers["access-control-allow-headers"].split(", "))
     assert len(cors.backend_hits()) == before
 
 
@@ -57,6 +57,13 @@ def test_errors_carry_cors_headers(cors, token, status):
     assert response.status_code == status
     assert response.headers["access-control-allow-origin"] == ALLOWED
     assert "origin" in response.headers["vary"].lower()
+    # A script may read the challenge and a DPoP nonce (RFC 9449 section 9).
+    assert response.headers["access-control-expose-headers"] == "WWW-Authenticate, DPoP-Nonce"
+
+
+def test_no_expose_headers_for_another_origin(cors):
+    response = cors.client.get("/api/protected/", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 401 and "access-control-expose-headers" not in response.headers
 
 
 def test_success_carries_cors_headers_only_for_allowed_origins(cors):

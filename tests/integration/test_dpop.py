@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import start_stack
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
+from validator.dpop import Nonces
 
 pytestmark = pytest.mark.integration
 
@@ -220,3 +221,45 @@ def test_the_example_cli_as_the_readme_shows_it(stack, tmp_path):
     assert again.startswith("HTTP/1.1 401") and "dpop_replayed" in again, again
     refresh = subprocess.run([*client, "refresh", stack.url], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert refresh.returncode == 0 and "token_type: DPoP" in refresh.stdout, refresh.stderr
+
+
+@pytest.fixture(scope="module")
+def nonce_stack(tmp_path_factory):
+    running = start_stack(tmp_path_factory, "dpop-nonces", VALIDATOR_WORKERS="2", VALIDATOR_DPOP_NONCE_SECONDS="30",
+                          AUTH_DPOP_NONCE_SECONDS="30")
+    yield running
+    running.close()
+
+
+def test_server_nonces_at_login_and_at_the_gateway(nonce_stack):
+    """RFC 9449 sections 8 and 9: each server hands out its nonce, and a proof without it is refused."""
+    stack, key = nonce_stack, DpopKey.generate("ES256")
+    login_url = f"{stack.url}/api/auth/login"
+    body = {"username": stack.username, "password": stack.password}
+    refused = stack.client.post("/api/auth/login", json=body, headers={"DPoP": key.proof("POST", login_url)})
+    assert refused.status_code == 400 and refused.json()["error"] == "use_dpop_nonce", refused.text
+    issued = stack.client.post("/api/auth/login", json=body, headers={
+        "DPoP": key.proof("POST", login_url, nonce=refused.headers["DPoP-Nonce"])})
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+
+    before = len(stack.backend_hits())
+    asked = call(stack, token, key.proof("GET", stack.url + PATH, token))
+    assert_refused(stack, asked, "use_dpop_nonce", error="use_dpop_nonce")
+    gateway_nonce = asked.headers["DPoP-Nonce"]
+    # Two servers, two secrets: the auth API's nonce is no good at the gateway.
+    assert gateway_nonce != refused.headers["DPoP-Nonce"]
+    wrong = call(stack, token, key.proof("GET", stack.url + PATH, token, nonce=refused.headers["DPoP-Nonce"]))
+    assert_refused(stack, wrong, "use_dpop_nonce", error="use_dpop_nonce")
+    assert len(stack.backend_hits()) == before
+    # Both workers hold the data directory's secret: every proof with the nonce passes, whichever worker
+    # checks it, and each answer hands out a current nonce (the same one, or the next after a slot ends).
+    nonces = Nonces((stack.stack.data_dir / "dpop-nonce.key").read_bytes(), 30)
+    for _ in range(4):
+        allowed = call(stack, token, key.proof("GET", stack.url + PATH, token, nonce=gateway_nonce))
+        assert allowed.status_code == 200, allowed.text
+        assert nonces.valid(allowed.headers["DPoP-Nonce"])
+    assert len(stack.backend_hits()) == before + 4
+    # Bearer tokens are untouched, and get no nonce.
+    plain = call(stack, stack.login(), scheme="Bearer")
+    assert plain.status_code == 200 and "DPoP-Nonce" not in plain.headers

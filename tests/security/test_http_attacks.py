@@ -46,6 +46,18 @@ def test_spoofed_identity_header_with_valid_token_is_replaced(gate, mint, name):
     assert answer.json()["userId"] == "alice" and "admin" not in answer.json()["roles"]
 
 
+SPOOFED_CLAIMS = "eyJzdWIiOiJtYWxsb3J5Iiwicm9sZXMiOlsiYWRtaW4iXX0"    # {"sub":"mallory","roles":["admin"]}
+
+
+@pytest.mark.parametrize("name", ["X-User-Claims", "x-user-claims", "X_User_Claims"])
+def test_spoofed_claim_set_never_reaches_the_backend(gate, mint, name):
+    # The gateway forwards no claim set by default (VALIDATOR_FORWARD_CLAIMS): the header arrives empty.
+    answer, hits = gate.send(token=mint(), headers=[(name, SPOOFED_CLAIMS)])
+    assert answer.status == 200 and hits == [("GET", PROTECTED, "alice")]
+    assert answer.json()["claims"] is None
+    gate.refused(headers=[(name, SPOOFED_CLAIMS)])
+
+
 def test_valid_token_on_public_route_gives_no_identity(gate, mint):
     answer, hits = gate.send("GET", PUBLIC, token=mint(), headers=[("X-User-Id", "admin")])
     assert answer.status == 200 and hits == [("GET", PUBLIC, None)]

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+from pathlib import Path
 
 import falcon
 import pytest
@@ -16,7 +17,9 @@ from auth_api.keys import KeyRing
 from auth_api.store import UserStore
 from jwtgate.logs import JsonFormatter, fingerprint
 from jwtgate.revocation import SqliteRevocationStore
+from tests.dpop_support import DpopKey
 from tests.fakes import FakeClock
+from validator.dpop import Nonces
 
 pytestmark = pytest.mark.unit
 
@@ -336,3 +339,49 @@ def test_logins_are_logged_without_secrets(client, caplog):
     lines = [JsonFormatter("auth_api").format(record) for record in caplog.records]
     for line in lines:
         assert PASSWORD not in line and "wrong password" not in line and token not in line
+
+
+# DPoP nonces at the token endpoints (RFC 9449 section 8).
+
+@pytest.fixture
+def nonce_client(settings, store, keyring, clock):
+    return make_client(dataclasses.replace(settings, dpop_nonce_seconds=30), store, keyring, clock)
+
+
+def dpop_login(client, key, clock, **proof_options):
+    url = "http://falconframework.org" + LOGIN
+    return login(client, headers={"DPoP": key.proof("POST", url, iat=int(clock()), **proof_options)})
+
+
+def test_a_token_request_without_our_nonce_gets_one(nonce_client, settings, clock):
+    key = DpopKey.generate("ES256")
+    refused = dpop_login(nonce_client, key, clock, jti="first")
+    assert_json_error(refused, 400, "use_dpop_nonce")
+    nonce = refused.headers["DPoP-Nonce"]
+    # The same secret for every worker: the key file in the data directory, 0600.
+    secret = (Path(settings.data_dir) / "dpop-nonce-auth.key").read_bytes()
+    assert nonce == Nonces(secret, 30, clock).current()
+    # The refused proof used up nothing: its jti passes with the nonce, and the answer names the next one.
+    issued = dpop_login(nonce_client, key, clock, jti="first", nonce=nonce)
+    assert issued.status_code == 200, issued.text
+    assert issued.json["token_type"] == "DPoP" and issued.headers["DPoP-Nonce"] == nonce
+    refresh_url = "http://falconframework.org/api/auth/refresh"
+    for proof_nonce, status in ((None, 400), (Nonces(b"x" * 32, 30, clock).current(), 400), (nonce, 200)):
+        response = nonce_client.simulate_post("/api/auth/refresh", json={"refresh_token": issued.json["refresh_token"]},
+                                              headers={"DPoP": key.proof("POST", refresh_url, iat=int(clock()),
+                                                                        nonce=proof_nonce)})
+        assert response.status_code == status, response.text
+    clock.tick(90)
+    assert_json_error(dpop_login(nonce_client, key, clock, nonce=nonce), 400, "use_dpop_nonce")
+
+
+def test_nonces_are_asked_for_only_when_configured_and_never_without_a_proof(client, nonce_client, clock):
+    key = DpopKey.generate("ES256")
+    plain = dpop_login(client, key, clock)
+    assert plain.status_code == 200 and "DPoP-Nonce" not in plain.headers
+    bearer = login(nonce_client)
+    assert bearer.status_code == 200 and bearer.json["token_type"] == "Bearer" and "DPoP-Nonce" not in bearer.headers
+    # A bad proof is invalid first: no nonce is handed out for it.
+    bad = login(nonce_client, headers={"DPoP": key.proof("GET", "http://falconframework.org" + LOGIN)})
+    assert_json_error(bad, 400, "invalid_dpop_proof")
+    assert "DPoP-Nonce" not in bad.headers

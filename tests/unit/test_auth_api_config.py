@@ -74,6 +74,8 @@ def test_every_bad_setting_is_named_at_once():
                 "AUTH_HS256_SECRET": "tiny-secret-value",
                 "AUTH_MAX_BODY_BYTES": "lots",
                 "AUTH_LOG_LEVEL": "verbose",
+                "AUTH_DPOP_NONCE_SECONDS": "9",
+                "AUTH_DPOP_NONCE_SECRET": "short-nonce-secret",
             }
         )
     names = [name for name, _ in raised.value.problems]
@@ -86,10 +88,12 @@ def test_every_bad_setting_is_named_at_once():
             "AUTH_HS256_SECRET",
             "AUTH_MAX_BODY_BYTES",
             "AUTH_LOG_LEVEL",
+            "AUTH_DPOP_NONCE_SECONDS",
+            "AUTH_DPOP_NONCE_SECRET",
         ]
     )
     assert str(raised.value).startswith("invalid configuration:")
-    assert "tiny-secret-value" not in str(raised.value)
+    assert "tiny-secret-value" not in str(raised.value) and "short-nonce-secret" not in str(raised.value)
 
 
 def test_ttl_below_minimum():

@@ -1,5 +1,7 @@
 """Per-location requirements and claim-to-header mapping in the validator, in-process."""
 
+import base64
+import json
 import time
 
 import falcon.testing
@@ -101,7 +103,30 @@ def test_numbers_are_header_safe_claims(client):
     assert result.headers["X-User-Tenant"] == "7,acme"
 
 
-@pytest.mark.parametrize("value", ["sub", "sub:User-Id", "sub:X-User-Id sub:x-user-id", "bad claim:X-A"])
+def test_the_whole_claim_set_is_forwarded_only_when_asked(client):
+    test_client, signer = client
+    token = rs256(signer, claims(time.time(), tenant="acme", nested={"deep": [1, {"x": None}]}))
+    result = test_client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+    assert result.status_code == 200 and "X-User-Claims" not in result.headers
+    keys = JwksSource("http://auth/jwks", fetch=FakeJwksServer(signer))
+    forwarding = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", forward_claims=True),
+                                                      keys=keys))
+    payload = token.split(".")[1]
+    for _ in ("miss", "cached verdict"):
+        result = forwarding.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+        assert result.status_code == 200
+        assert result.headers["X-User-Claims"] == payload
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert decoded["nested"] == {"deep": [1, {"x": None}]} and decoded["sub"] == result.headers["X-User-Id"]
+    other = rs256(signer, claims(time.time(), sub="bob"))
+    assert forwarding.simulate_get("/verify", headers={"Authorization": f"Bearer {other}"}).headers[
+        "X-User-Claims"] == other.split(".")[1]
+    refused = forwarding.simulate_get("/verify", headers={"Authorization": f"Bearer {token[:-4]}AAAA"})
+    assert refused.status_code == 401 and "X-User-Claims" not in refused.headers
+
+
+@pytest.mark.parametrize("value", ["sub", "sub:User-Id", "sub:X-User-Id sub:x-user-id", "bad claim:X-A",
+                                   "sub:X-User-Id email:x-user-claims"])
 def test_claim_header_mapping_is_checked(value):
     with pytest.raises(ConfigError, match="VALIDATOR_CLAIM_HEADERS"):
         Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_CLAIM_HEADERS": value})

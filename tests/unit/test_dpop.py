@@ -1,7 +1,9 @@
 """DPoP proofs (RFC 9449) in-process: the proof checker with a fake clock, the replay caches, /verify."""
 
 import asyncio
+import dataclasses
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -13,10 +15,11 @@ from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
 from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256, with_overrides
-from validator.app import create_app
+from validator.app import create_app, make_nonces
 from validator.config import Settings
 from validator import dpop as dpop_module
-from validator.dpop import ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
+from validator.dpop import (Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url,
+                            thumbprint)
 from validator.keys import JwksSource
 
 pytestmark = pytest.mark.unit
@@ -359,3 +362,111 @@ def test_unenforceable_confirmation_claims_are_refused(client, signer, key, cloc
     token = rs256(signer, claims(clock(), cnf=cnf))
     result = verify(client, token, scheme="Bearer")
     assert result.status_code == 401 and result.headers["X-Auth-Error"] == "invalid_claims"
+
+
+# Server nonces (RFC 9449 sections 8 and 9).
+
+NONCE_SECRET = b"n" * 32
+
+
+def test_a_nonce_lasts_at_least_one_lifetime_and_at_most_about_two(clock):
+    nonces = Nonces(NONCE_SECRET, 30, clock)
+    clock.tick(30 - clock() % 30)      # the start of a slot
+    nonce = nonces.current()
+    assert re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", nonce)    # section 8.1: NQCHAR only
+    clock.tick(29)
+    assert nonces.current() == nonce and nonces.valid(nonce)
+    clock.tick(1)                      # the next slot: a new nonce, the last one still good
+    assert nonces.current() != nonce
+    assert nonces.valid(nonce) and nonces.valid(nonces.current())
+    clock.tick(30)                     # one slot further: gone
+    assert not nonces.valid(nonce)
+
+
+def test_only_our_own_nonces_pass(clock):
+    nonces = Nonces(NONCE_SECRET, 30, clock)
+    nonce = nonces.current()
+    slot, mac = nonce.split(".")
+    later = Nonces(NONCE_SECRET, 30, FakeClock(clock() + 150)).current()    # genuine, for five slots on
+    forged = [
+        Nonces(b"m" * 32, 30, clock).current(), f"{slot}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",
+        f"{int(slot) + 1}.{mac}", later, nonce + ".", " " + nonce, nonce.upper(), "", ".", slot, mac,
+        None, 7, ["x"], {"n": nonce}, "9" * 40 + "." + mac,
+    ]
+    for value in forged:
+        assert not nonces.valid(value), value
+    assert nonces.valid(nonce)
+
+
+def test_the_key_file_gives_every_worker_the_same_nonces(tmp_path, clock):
+    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30,
+                        dpop_nonce_key_file=str(tmp_path / "data" / "dpop-nonce.key"))
+    first, second = make_nonces(settings, clock), make_nonces(settings, clock)
+    assert first.current() == second.current()
+    assert (tmp_path / "data" / "dpop-nonce.key").stat().st_mode & 0o777 == 0o600
+    configured = make_nonces(dataclasses.replace(settings, dpop_nonce_secret=NONCE_SECRET), clock)
+    assert configured.current() == Nonces(NONCE_SECRET, 30, clock).current() != first.current()
+    assert make_nonces(dataclasses.replace(settings, dpop_nonce_seconds=0), clock) is None
+
+
+@pytest.fixture
+def nonce_client(signer, clock):
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+                      clock=clock)
+    asyncio.run(keys.refresh())
+    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET)
+    return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
+
+
+def test_a_proof_without_our_nonce_is_answered_with_one(nonce_client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    refused = verify(nonce_client, token, proof=key.proof("GET", URL, token, iat=int(clock()), jti="first"))
+    assert_dpop_denied(refused, "use_dpop_nonce", error="use_dpop_nonce")
+    nonce = refused.headers["DPoP-Nonce"]
+    assert nonce == Nonces(NONCE_SECRET, 30, clock).current()
+    # The refused proof used up nothing: its jti passes once it carries the nonce.
+    allowed = verify(nonce_client, token, proof=key.proof("GET", URL, token, iat=int(clock()), jti="first",
+                                                           nonce=nonce))
+    assert allowed.status_code == 200, allowed.headers
+    assert allowed.headers["DPoP-Nonce"] == nonce
+    assert_dpop_denied(verify(nonce_client, token, proof=key.proof("GET", URL, token, iat=int(clock()), jti="first",
+                                                                   nonce=nonce)), "dpop_replayed")
+    for wrong in ("1.AAAAAAAAAAAAAAAAAAAAAA", nonce[:-1], Nonces(b"m" * 32, 30, clock).current()):
+        assert_dpop_denied(verify(nonce_client, token, proof=key.proof("GET", URL, token, iat=int(clock()),
+                                                                       nonce=wrong)),
+                           "use_dpop_nonce", error="use_dpop_nonce")
+
+
+def test_a_stale_nonce_is_answered_with_a_fresh_one(nonce_client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    nonce = Nonces(NONCE_SECRET, 30, clock).current()
+    clock.tick(90)
+    refused = verify(nonce_client, token, proof=key.proof("GET", URL, token, iat=int(clock()), nonce=nonce))
+    assert_dpop_denied(refused, "use_dpop_nonce", error="use_dpop_nonce")
+    assert refused.headers["DPoP-Nonce"] != nonce
+    fresh = key.proof("GET", URL, token, iat=int(clock()), nonce=refused.headers["DPoP-Nonce"])
+    assert verify(nonce_client, token, proof=fresh).status_code == 200
+
+
+def test_nonces_change_no_other_refusal(nonce_client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    nonce = Nonces(NONCE_SECRET, 30, clock).current()
+    thief = DpopKey.generate("ES256")
+    # A thief's own proof is refused as invalid before any nonce is asked for, with or without one.
+    for proof in (thief.proof("GET", URL, token, iat=int(clock())), thief.proof("GET", URL, token, nonce=nonce)):
+        refused = verify(nonce_client, token, proof=proof)
+        assert_dpop_denied(refused, "invalid_dpop_proof")
+        assert refused.headers["DPoP-Nonce"] == nonce
+    assert_dpop_denied(verify(nonce_client, token, proof=key.proof("POST", URL, token, nonce=nonce)),
+                       "invalid_dpop_proof")
+    # Bearer tokens neither need nor get a nonce.
+    plain = verify(nonce_client, rs256(signer, claims(clock())), scheme="Bearer")
+    assert plain.status_code == 200 and "DPoP-Nonce" not in plain.headers
+
+
+def test_without_nonces_no_nonce_is_asked_for_or_sent(client, signer, key, clock):
+    token = bound_token(signer, key, clock)
+    allowed = verify(client, token, proof=key.proof("GET", URL, token, iat=int(clock())))
+    assert allowed.status_code == 200 and "DPoP-Nonce" not in allowed.headers
+    refused = verify(client, token)
+    assert refused.status_code == 401 and "DPoP-Nonce" not in refused.headers

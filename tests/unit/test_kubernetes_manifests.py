@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from validator import authorization
-from validator.config import DEFAULT_CLAIM_HEADERS, Settings
+from validator.config import CLAIMS_HEADER, DEFAULT_CLAIM_HEADERS, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -126,7 +126,7 @@ def test_protected_ingresses_ask_the_validators_verify_for_every_identity_header
     (port,) = service["spec"]["ports"]
     verify = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:" \
              f"{port['port']}/verify"
-    identity_headers = [pair.split(":")[1] for pair in DEFAULT_CLAIM_HEADERS.split()]
+    identity_headers = [pair.split(":")[1] for pair in DEFAULT_CLAIM_HEADERS.split()] + [CLAIMS_HEADER]
     protected = [ingress for ingress in _kind("Ingress") if _protected(ingress)]
     assert len(protected) >= 2
     for ingress in protected:

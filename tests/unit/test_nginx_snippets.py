@@ -63,5 +63,5 @@ def test_verify_location_is_internal_and_bodiless():
 @pytest.mark.parametrize("snippet", ["jwtgate-protect.conf", "jwtgate-public.conf"])
 def test_location_snippets_overwrite_every_identity_header(snippet):
     text = (NGINX_DIR / "snippets" / snippet).read_text()
-    for name in ("X-User-Id", "X-User-Roles", "X-User-Scopes", "X-User-Email", "X-User-Tenant"):
+    for name in ("X-User-Id", "X-User-Roles", "X-User-Scopes", "X-User-Email", "X-User-Tenant", "X-User-Claims"):
         assert re.search(rf"^proxy_set_header {name} ", text, re.M), name

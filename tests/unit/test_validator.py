@@ -488,6 +488,9 @@ def test_config_names_every_bad_setting():
     ({"VALIDATOR_HS256_SECRET": "short"}, "VALIDATOR_HS256_SECRET"),
     ({"VALIDATOR_JWKS_URL": "ftp://a/jwks"}, "VALIDATOR_JWKS_URL"),
     ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_ACCEPTED_TYP": " "}, "VALIDATOR_ACCEPTED_TYP"),
+    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_DPOP_NONCE_SECONDS": "5"}, "VALIDATOR_DPOP_NONCE_SECONDS"),
+    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_DPOP_NONCE_SECONDS": "3601"}, "VALIDATOR_DPOP_NONCE_SECONDS"),
+    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_DPOP_NONCE_SECRET": "short"}, "VALIDATOR_DPOP_NONCE_SECRET"),
 ])
 def test_key_settings_are_checked(environ, setting):
     from jwtgate.settings import ConfigError
@@ -501,7 +504,9 @@ def test_defaults_from_env():
     assert settings.leeway_seconds == 30
     assert settings.accepted_typ == ("at+jwt",)
     assert settings.hs256_secret is None
+    assert settings.dpop_nonce_seconds == 0 and settings.dpop_nonce_secret is None
 
 
 def test_secret_is_not_in_settings_repr():
     assert "sss" not in repr(Settings(hs256_secret=SECRET))
+    assert "sss" not in repr(Settings(dpop_nonce_secret=SECRET))
