@@ -192,6 +192,14 @@ def test_signature_by_another_key_than_the_header_names(checker, key, clock):
     rejected(checker, other.sign(proof_header(key), proof_claims(clock)), "signature")
 
 
+@pytest.mark.parametrize("signature", [b"\x00" * 64, b"", b"\x00", b"\x00" * 32 + b"\x01" * 32, b"\xff" * 64])
+def test_psychic_and_degenerate_ecdsa_signatures(checker, key, clock, signature):
+    # CVE-2022-21449: r = s = 0 passes a broken ECDSA verify; and signatures of the wrong length.
+    genuine = key.sign(proof_header(key), proof_claims(clock))
+    forged = genuine.rsplit(".", 1)[0] + "." + b64url(signature)
+    rejected(checker, forged, "malformed" if not signature else "signature")
+
+
 @pytest.mark.parametrize("proof", ["", "a.b", "a.b.c.d", "!", "eyJ.eyJ.sig,second.proof.here", "x" * 5000])
 def test_malformed_proofs(checker, proof):
     with pytest.raises(ProofRejected):
