@@ -163,21 +163,26 @@ def test_kill_9_of_one_validator_worker_under_load(loaded, tokens):
     assert set(load.valid_statuses) <= {200, 503}
 
 
+HUP_RELOADS = 3
+
+
 def test_gunicorn_hup_reload_of_the_validator_under_load(loaded, tokens):
     master = loaded.stack.processes["validator"].pid
-    old = children(master)
     with Load(loaded.url, *tokens) as load:
-        load.wait_answered(BEFORE_FAULT)
-        os.kill(master, signal.SIGHUP)
-        wait_for(lambda: not (children(master) & old) and len(children(master)) == VALIDATOR_WORKERS,
-                 "every validator worker replaced")
+        for _ in range(HUP_RELOADS):
+            old = children(master)
+            load.wait_answered(BEFORE_FAULT)
+            os.kill(master, signal.SIGHUP)
+            wait_for(lambda: not (children(master) & old) and len(children(master)) == VALIDATOR_WORKERS,
+                     "every validator worker replaced")
         load.wait_answered(AFTER_RECOVERY)
-    valid_rejected, invalid_accepted = load.report("gunicorn HUP of the validator")
-    assert invalid_accepted == 0
-    # Old workers finish gracefully, but a kept-alive connection Nginx reuses just as
-    # one closes fails that request (503, never 200): at most one per thread.
-    assert valid_rejected <= THREADS
-    assert set(load.valid_statuses) <= {200, 503}
+    load.report(f"{HUP_RELOADS} gunicorn HUPs of the validator")
+    # Old workers stop accepting, answer what is already on its way, and only then close their
+    # idle connections (validator.worker.DrainingServer); Nginx retries a kept-alive connection
+    # closed under it. So no check fails. With uvicorn's own stop, which resets the connections
+    # a worker accepted just before, about one reload in four cost a check (a 503).
+    assert set(load.valid_statuses) == {200}
+    assert set(load.invalid_statuses) == {401}
 
 
 def test_nginx_reload_under_load(loaded, tokens):
