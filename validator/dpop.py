@@ -252,8 +252,6 @@ class ProofChecker:
         return key, proof.iat + self._window + 1
 
 
-# A shorter nonce lifetime would send clients back for a new nonce every few requests.
-MIN_NONCE_SECONDS = 10
 _NONCE = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
 
 
