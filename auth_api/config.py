@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from auth_api.store import USERNAME
 from jwtgate import settings as env
+from jwtgate.revocation import is_redis_url
 from validator.config import MIN_NONCE_SECONDS
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
@@ -39,6 +40,8 @@ class Settings:
     database_url: str = ""
     revocation_store: str = ""
     lockout_store: str = ""
+    # Login and refresh DPoP proofs' replay cache: empty, <data_dir>/dpop-replay-auth.db; or a redis:// URL.
+    dpop_replay_store: str = ""
     # RFC 9449 section 8 nonces at login and refresh: how long each lasts (0: none asked for), and the
     # secret they are made with (None: <data_dir>/dpop-nonce-auth.key, made on first use).
     dpop_nonce_seconds: int = 0
@@ -85,6 +88,9 @@ class Settings:
         lockout_store = reader.text("LOCKOUT_DB", "")
         if lockout_store and not lockout_store.startswith(("redis://", "rediss://", "unix://")):
             reader.problem("LOCKOUT_DB", "must be a redis:// URL (empty: the auth database)")
+        dpop_replay_store = reader.text("DPOP_REPLAY_DB", "")
+        if dpop_replay_store and not is_redis_url(dpop_replay_store):
+            reader.problem("DPOP_REPLAY_DB", "must be a redis:// URL (empty: SQLite in the data directory)")
         nonce_seconds = reader.off_or_integer("DPOP_NONCE_SECONDS", minimum=MIN_NONCE_SECONDS, maximum=3600)
         nonce_secret = reader.secret("DPOP_NONCE_SECRET", min_bytes=MIN_HS256_SECRET_BYTES)
         if lockout_base > lockout_max:
@@ -122,6 +128,7 @@ class Settings:
             database_url=database_url,
             revocation_store=revocation_store,
             lockout_store=lockout_store,
+            dpop_replay_store=dpop_replay_store,
             dpop_nonce_seconds=nonce_seconds,
             dpop_nonce_secret=nonce_secret,
         )

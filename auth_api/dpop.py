@@ -14,7 +14,7 @@ import os
 import falcon
 
 from jwtgate.files import load_or_create_secret
-from jwtgate.replay import SqliteReplayCache
+from jwtgate.replay import RedisReplayCache, SqliteReplayCache
 from validator.dpop import Nonces, ProofChecker, ProofRejected, request_url
 from validator.resources import authorization_token
 from validator.tokens import TokenRejected
@@ -57,15 +57,19 @@ class TokenEndpointProofs:
 
     @classmethod
     def open(cls, settings, clock):
-        """Proofs checked against a replay cache in the data directory, shared by every worker, and with
-        nonces when the settings ask for them (their secret, when not set, in the data directory)."""
+        """Proofs checked against a replay cache every worker shares (the data directory's, or Redis's),
+        and with nonces when the settings ask for them (their secret, when not set, in the data directory)."""
         nonces = None
         if settings.dpop_nonce_seconds:
             secret = settings.dpop_nonce_secret or load_or_create_secret(
                 os.path.join(settings.data_dir, "dpop-nonce-auth.key"))
             nonces = Nonces(secret, settings.dpop_nonce_seconds, clock)
-        return cls(ProofChecker(iat_window=IAT_WINDOW_SECONDS, clock=clock),
-                   SqliteReplayCache(os.path.join(settings.data_dir, "dpop-replay-auth.db"), clock), nonces)
+        if settings.dpop_replay_store:
+            # AUTH_DPOP_REPLAY_DB: one cache for auth APIs on several hosts.
+            replay = RedisReplayCache(settings.dpop_replay_store, prefix="jwtgate:dpop-auth:")
+        else:
+            replay = SqliteReplayCache(os.path.join(settings.data_dir, "dpop-replay-auth.db"), clock)
+        return cls(ProofChecker(iat_window=IAT_WINDOW_SECONDS, clock=clock), replay, nonces)
 
     def key_of(self, req, resp=None, access_token=None):
         """None without a DPoP header; the thumbprint (`jkt`) of a valid proof's key; else 400.

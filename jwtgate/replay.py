@@ -117,13 +117,15 @@ class RedisReplayCache:
 
     PREFIX = "jwtgate:dpop:"
 
-    def __init__(self, url):
+    def __init__(self, url, prefix=PREFIX):
         # Imported here: the Redis client costs every worker memory (issue #6), and only this needs it.
         from jwtgate.redis_revocation import client_from_url
 
         self._client = client_from_url(url)
+        # The validators' proofs and the auth API's each have their own keys.
+        self._prefix = prefix
 
     def first_use(self, key, expires_at):
         # SET NX is the check and the insert in one atomic step; EXAT (whole seconds) is rounded up
         # so the key outlives the proof's window, never the other way round.
-        return bool(self._client.set(self.PREFIX + bytes(key).hex(), b"1", nx=True, exat=math.ceil(expires_at)))
+        return bool(self._client.set(self._prefix + bytes(key).hex(), b"1", nx=True, exat=math.ceil(expires_at)))

@@ -51,7 +51,7 @@ def test_merged_environments_are_valid_settings_on_the_shared_services(merged):
     services = merged["services"]
     auth = AuthSettings.from_env({key: str(value) for key, value in services["auth-api"]["environment"].items()})
     assert auth.database_url.startswith("postgresql://") and "@postgres:" in auth.database_url
-    assert auth.revocation_db == auth.lockout_store == "redis://redis:6379/0"
+    assert auth.revocation_db == auth.lockout_store == auth.dpop_replay_store == "redis://redis:6379/0"
     init = services["auth-init"]["environment"]
     assert init["AUTH_DATABASE_URL"] == auth.database_url
     validator = ValidatorSettings.from_env({key: str(value)

@@ -8,11 +8,16 @@ import time
 import falcon.testing
 import pytest
 
-from auth_api.limits import LockoutPolicy, MemoryFailureCounters
+from auth_api import passwords
+from auth_api.app import create_app as create_auth_api
+from auth_api.config import Settings as AuthSettings
+from auth_api.keys import KeyRing
+from auth_api.limits import LockoutPolicy, LoginThrottle, MemoryFailureCounters
 from auth_api.shared_limits import RedisFailureCounters
+from auth_api.store import UserStore
 from jwtgate.redis_revocation import RedisRevocationStore, client_from_url
 from jwtgate.replay import RedisReplayCache
-from jwtgate.revocation import Revocation
+from jwtgate.revocation import Revocation, SqliteRevocationStore
 from tests.dpop_support import DpopKey
 from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256
@@ -142,29 +147,26 @@ def test_concurrent_failures_from_two_replicas_are_all_counted(redis_url):
     assert replicas[0].failures("k") == 80
 
 
-def test_auth_api_refuses_logins_with_503_while_the_lockout_redis_is_down(tmp_path):
-    from falcon import testing
+PASSWORD = "correct horse battery staple"
 
-    from auth_api import passwords
-    from auth_api.app import create_app
-    from auth_api.config import Settings
-    from auth_api.keys import KeyRing
-    from auth_api.limits import LoginThrottle
-    from auth_api.store import UserStore
-    from jwtgate.revocation import SqliteRevocationStore
 
-    settings = Settings(data_dir=str(tmp_path))
+def auth_api_client(settings, throttle=None):
+    """An auth API on its own data directory (a host of its own) with the user alice."""
     store = UserStore.open(settings)
-    store.add_user("alice", passwords.hash("correct horse battery staple"))
+    store.add_user("alice", passwords.hash(PASSWORD))
     revocations = SqliteRevocationStore(settings.revocation_db)
     revocations.create()
+    return falcon.testing.TestClient(create_auth_api(settings, store=store, keyring=KeyRing.open(settings),
+                                                     revocations=revocations, clock=time.time, throttle=throttle))
+
+
+def test_auth_api_refuses_logins_with_503_while_the_lockout_redis_is_down(tmp_path):
+    settings = AuthSettings(data_dir=str(tmp_path))
     # Nothing listens on port 1: every charge fails to connect.
     throttle = LoginThrottle(RedisFailureCounters(client_from_url("redis://127.0.0.1:1/0")),
                              LockoutPolicy.from_settings(settings))
-    client = testing.TestClient(create_app(settings, store=store, keyring=KeyRing.open(settings),
-                                           revocations=revocations, clock=time.time, throttle=throttle))
-    response = client.simulate_post("/api/auth/login", json={"username": "alice",
-                                                             "password": "correct horse battery staple"})
+    client = auth_api_client(settings, throttle)
+    response = client.simulate_post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
     assert response.status_code == 503
     assert response.json["error"] == "auth_unavailable"
     assert response.headers["Retry-After"] == "5"
@@ -180,6 +182,23 @@ def test_dpop_proofs_are_used_once_across_validator_hosts(redis_url):
     assert there.first_use(b"j" * 32, expires_at)
     # Kept until the proof's window ends (rounded up to the second), not longer.
     assert 60 <= client_from_url(redis_url).ttl(RedisReplayCache.PREFIX + (b"k" * 32).hex()) <= 61
+
+
+def test_login_proofs_are_used_once_across_auth_api_hosts(redis_url, tmp_path):
+    # AUTH_DPOP_REPLAY_DB: two auth API hosts, one Redis (each its own data directory).
+    here, there = (auth_api_client(AuthSettings(data_dir=str(tmp_path / name), dpop_replay_store=redis_url))
+                   for name in ("here", "there"))
+    key = DpopKey.generate("ES256")
+    proof = key.proof("POST", "http://falconframework.org/api/auth/login")
+    body = {"username": "alice", "password": PASSWORD}
+    assert here.simulate_post("/api/auth/login", json=body, headers={"DPoP": proof}).status_code == 200
+    replayed = there.simulate_post("/api/auth/login", json=body, headers={"DPoP": proof})
+    assert replayed.status_code == 400 and replayed.json["error"] == "invalid_dpop_proof"
+    fresh = key.proof("POST", "http://falconframework.org/api/auth/login")
+    assert there.simulate_post("/api/auth/login", json=body, headers={"DPoP": fresh}).status_code == 200
+    # Apart from the validators' keys: the same proof key and jti at a validator is another entry.
+    names = client_from_url(redis_url).keys("jwtgate:*")
+    assert len(names) == 2 and all(name.startswith(b"jwtgate:dpop-auth:") for name in names)
 
 
 def test_a_dpop_replay_key_is_forgotten_when_its_window_ends(redis_url):

@@ -114,3 +114,11 @@ def test_unreadable_secret_file(tmp_path):
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"AUTH_HS256_SECRET_FILE": str(tmp_path / "missing")})
     assert [name for name, _ in raised.value.problems] == ["AUTH_HS256_SECRET_FILE"]
+
+
+def test_the_dpop_replay_cache_is_sqlite_or_a_redis_url():
+    assert Settings.from_env({}).dpop_replay_store == ""
+    assert Settings.from_env({"AUTH_DPOP_REPLAY_DB": "redis://redis:6379/0"}).dpop_replay_store == "redis://redis:6379/0"
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"AUTH_DPOP_REPLAY_DB": "/var/lib/replay.db"})
+    assert [name for name, _ in raised.value.problems] == ["AUTH_DPOP_REPLAY_DB"]
