@@ -399,7 +399,7 @@ def test_only_our_own_nonces_pass(clock):
     forged = [
         Nonces(b"m" * 32, 30, clock).current(), f"{slot}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",
         f"{int(slot) + 1}.{mac}", later, nonce + ".", " " + nonce, nonce.upper(), "", ".", slot, mac,
-        None, 7, ["x"], {"n": nonce}, "9" * 40 + "." + mac,
+        None, 7, ["x"], {"n": nonce}, "9" * 40 + "." + mac, f"0{slot}.{mac}",
     ]
     for value in forged:
         assert not nonces.valid(value), value
