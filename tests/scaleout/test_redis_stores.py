@@ -196,7 +196,7 @@ def test_login_proofs_are_used_once_across_auth_api_hosts(redis_url, tmp_path):
     assert replayed.status_code == 400 and replayed.json["error"] == "invalid_dpop_proof"
     fresh = key.proof("POST", "http://falconframework.org/api/auth/login")
     assert there.simulate_post("/api/auth/login", json=body, headers={"DPoP": fresh}).status_code == 200
-    # Apart from the validators' keys: the same proof key and jti at a validator is another entry.
+    # Under the auth API's own prefix, apart from the validators' (jwtgate:dpop:).
     names = client_from_url(redis_url).keys("jwtgate:*")
     assert len(names) == 2 and all(name.startswith(b"jwtgate:dpop-auth:") for name in names)
 

@@ -359,8 +359,9 @@ def test_a_token_request_without_our_nonce_gets_one(nonce_client, settings, cloc
     assert_json_error(refused, 400, "use_dpop_nonce")
     nonce = refused.headers["DPoP-Nonce"]
     # The same secret for every worker: the key file in the data directory, 0600.
-    secret = (Path(settings.data_dir) / "dpop-nonce-auth.key").read_bytes()
-    assert nonce == Nonces(secret, 30, clock).current()
+    key_file = Path(settings.data_dir) / "dpop-nonce-auth.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert nonce == Nonces(key_file.read_bytes(), 30, clock).current()
     # The refused proof used up nothing: its jti passes with the nonce, and the answer names the next one.
     issued = dpop_login(nonce_client, key, clock, jti="first", nonce=nonce)
     assert issued.status_code == 200, issued.text
