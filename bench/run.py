@@ -239,14 +239,14 @@ class BenchStack:
         return sorted(pid for pid in _pids() if _ppid(pid) == master)
 
     def reload_validator(self, timeout=30.0):
-        """SIGHUP gunicorn: new workers with empty verdict caches; wait until only they remain and answer."""
+        """SIGHUP gunicorn: new workers with empty verdict caches; wait until only they remain and are ready."""
         old = set(self.validator_workers())
         os.kill(self.stack.processes["validator"].pid, signal.SIGHUP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             workers = set(self.validator_workers())
             if workers and not workers & old and len(workers) == len(old):
-                status, _ = http_get("http://localhost/healthz", unix_socket=self.stack.socket("validator"),
+                status, _ = http_get("http://localhost/readyz", unix_socket=self.stack.socket("validator"),
                                      timeout=2.0)
                 if status == 200:
                     return

@@ -238,8 +238,11 @@ class Stack:
             self._spawn(name, self._nginx_command())
             self._wait(name, lambda: http_get(f"{self.url}/healthz", timeout=1.0))
         else:
-            self._spawn(name, self.gunicorn_command(name.split("-")[0]), self.replica_env(name))
-            self._wait(name, lambda: http_get("http://localhost/healthz", unix_socket=self.socket(name), timeout=1.0))
+            service = name.split("-")[0]
+            self._spawn(name, self.gunicorn_command(service), self.replica_env(name))
+            # A validator counts once it could allow a request: a key and a fresh revocation set.
+            path = "/readyz" if service == "validator" else "/healthz"
+            self._wait(name, lambda: http_get(f"http://localhost{path}", unix_socket=self.socket(name), timeout=1.0))
 
     def stop_process(self, name, sig=signal.SIGTERM):
         """Signal one part's whole process group (master and workers) and wait for it to exit."""

@@ -18,7 +18,7 @@ from jwtgate.revocation import SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
 from validator.dpop import Nonces, ProofChecker, ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
-from validator.resources import AssertionKeys, Health, Verify, challenge
+from validator.resources import AssertionKeys, Health, Ready, Verify, challenge
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
 from validator.tokens import Policy
 from validator.verifier import Verifier
@@ -139,6 +139,7 @@ def create_app(settings, *, keys, revocations=None, assertions=None, replay=None
     if assertions is not None:
         app.add_route("/assertion-jwks.json", AssertionKeys(assertions))
     app.add_route("/healthz", Health(keys))
+    app.add_route("/readyz", Ready(keys, revocations))
     app.add_route("/metrics", metrics.Metrics(stats))
     app.add_middleware(metrics.VerifyMetrics(cache, keys, stats))
     denial = challenge(settings.realm, "internal_error")

@@ -271,3 +271,22 @@ class Health:
 
     async def on_get(self, req, resp):
         resp.media = {"status": "ok", "keys": len(self._keys)}
+
+
+class Ready:
+    """GET /readyz: 200 when this worker could allow a request (it holds a key and a fresh revocation
+    set), else 503 naming what is missing. For readiness probes: a worker that is alive but not
+    ready refuses every token (401), which a load balancer should not send users to."""
+
+    def __init__(self, keys, revocations):
+        self._keys = keys
+        self._revocations = revocations
+
+    async def on_get(self, req, resp):
+        problems = []
+        if not len(self._keys):
+            problems.append("no_keys")
+        if self._revocations.stale():
+            problems.append("revocations_stale")
+        resp.status = falcon.HTTP_503 if problems else falcon.HTTP_200
+        resp.media = {"status": "not_ready" if problems else "ready", "keys": len(self._keys), "problems": problems}

@@ -49,6 +49,9 @@ class NoRevocations:
     def refusal(self, identity):
         return None
 
+    def stale(self):
+        return False
+
     async def sync(self):
         return None
 
@@ -70,9 +73,13 @@ class RevocationFeed:
         self._synced_at = None
         self._failing = False
 
+    def stale(self):
+        """True before the first read of the store and once it has been unreadable for too long."""
+        return self._synced_at is None or self._clock() - self._synced_at > self._max_staleness
+
     def refusal(self, identity):
         """The reason to refuse this identity ("revoked", "revocation_unavailable"), or None."""
-        if self._synced_at is None or self._clock() - self._synced_at > self._max_staleness:
+        if self.stale():
             # Fail closed: a set we cannot refresh may be missing a logout.
             return "revocation_unavailable"
         if self._revocations.is_revoked(identity):

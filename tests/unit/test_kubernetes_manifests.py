@@ -121,6 +121,14 @@ def test_validator_runs_as_the_images_user_without_privileges():
     assert {mount["mountPath"] for mount in _validator_container()["volumeMounts"]} == {"/var/lib/jwtgate", "/tmp"}
 
 
+def test_a_pod_gets_traffic_only_once_it_could_allow_a_request():
+    container = _validator_container()
+    # /readyz is 503 until the worker holds a key and a fresh revocation set; /healthz only says it runs.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["port"] == container["livenessProbe"]["httpGet"]["port"] == "http"
+
+
 def test_protected_ingresses_ask_the_validators_verify_for_every_identity_header():
     service = _named("Service", "validator")
     (port,) = service["spec"]["ports"]

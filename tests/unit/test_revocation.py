@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 
+import falcon.asgi
 import falcon.testing
 import pytest
 
@@ -13,6 +14,7 @@ from tests.minting import RsaSigner, claims, rs256
 from validator.app import create_app
 from validator.config import Settings
 from validator.keys import JwksSource
+from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
 from validator.tokens import Identity
 
@@ -109,6 +111,32 @@ def test_feed_keeps_its_set_while_the_store_is_unreadable(store, tmp_path):
     assert feed.refusal(identity(jti="j2")) is None
     monotonic.tick(25)
     assert feed.refusal(identity(jti="j2")) == "revocation_unavailable"
+
+
+def test_readyz_follows_the_keys_and_the_revocation_feed(store):
+    monotonic = FakeClock(0)
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30, clock=monotonic)
+    keys = JwksSource("http://auth/jwks", fetch=_Jwks(RsaSigner()))
+    # The resource alone: the app's start-up would load the keys and read the feed first.
+    app = falcon.asgi.App()
+    app.add_route("/readyz", Ready(keys, feed))
+    client = falcon.testing.TestClient(app)
+
+    def ready():
+        result = client.simulate_get("/readyz")
+        return result.status_code, result.json["problems"]
+
+    assert ready() == (503, ["no_keys", "revocations_stale"])
+    asyncio.run(keys.refresh())
+    assert ready() == (503, ["revocations_stale"])
+    asyncio.run(feed.sync())
+    assert ready() == (200, [])
+    assert client.simulate_get("/readyz").json == {"status": "ready", "keys": 1, "problems": []}
+    monotonic.tick(31)
+    assert ready() == (503, ["revocations_stale"])
+    # The app serves it beside /healthz, and is ready once started.
+    started = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys))
+    assert started.simulate_get("/readyz").status_code == 200
 
 
 class _Jwks:
