@@ -92,11 +92,13 @@ def test_start_order_waits_on_health(compose):
     ]
 
 
-def test_python_healthchecks_hit_healthz_on_the_bound_port(compose):
+def test_python_healthchecks_probe_the_bound_port(compose):
     for name in PYTHON_SERVICES:
         test = compose["services"][name]["healthcheck"]["test"]
         assert test[1:3] == ["python", "-c"], name
-        assert "http://127.0.0.1:8000/healthz" in test[3], name
+        # The validator's is its readiness: a key and a fresh revocation set (validator.resources.Ready).
+        path = "/readyz" if name == "validator" else "/healthz"
+        assert f"http://127.0.0.1:8000{path}" in test[3], name
     assert "http://127.0.0.1:8080/healthz" in compose["services"]["gateway"]["healthcheck"]["test"]
 
 
