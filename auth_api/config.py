@@ -65,7 +65,7 @@ class Settings:
         ttl = reader.integer("ACCESS_TOKEN_TTL_SECONDS", 900, minimum=60, maximum=86400)
         demo_login = reader.flag("DEMO_LOGIN", False)
         demo_user = reader.text("DEMO_USER", "demo")
-        secret = reader.secret("HS256_SECRET")
+        secret = reader.secret("HS256_SECRET", min_bytes=MIN_HS256_SECRET_BYTES)
         max_body_bytes = reader.integer("MAX_BODY_BYTES", 4096, minimum=256, maximum=1 << 20)
         log_level = reader.text("LOG_LEVEL", "info", choices=LOG_LEVELS)
         refresh_ttl = reader.integer("REFRESH_TOKEN_TTL_SECONDS", 14 * 86400, minimum=300, maximum=90 * 86400)
@@ -103,8 +103,6 @@ class Settings:
                 reader.problem(key, "must not be empty")
         if not USERNAME.fullmatch(demo_user):
             reader.problem("DEMO_USER", "must be 1 to 64 of A-Z a-z 0-9 . _ @ -")
-        if secret is not None and len(secret) < MIN_HS256_SECRET_BYTES:
-            reader.problem("HS256_SECRET", f"must be at least {MIN_HS256_SECRET_BYTES} bytes")
         reader.finish()
 
         return cls(

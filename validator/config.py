@@ -63,13 +63,11 @@ class Settings:
     def from_env(cls, environ):
         env = EnvReader(environ, "VALIDATOR_")
         jwks_url = env.text("JWKS_URL", None) or None
-        secret = env.secret("HS256_SECRET")
+        secret = env.secret("HS256_SECRET", min_bytes=_MIN_HS256_SECRET_BYTES)
         if jwks_url and secret is not None:
             env.problem("HS256_SECRET", "set either it or VALIDATOR_JWKS_URL, never both (no mixed key sets)")
         elif not jwks_url and secret is None:
             env.problem("JWKS_URL", "is required (or VALIDATOR_HS256_SECRET for a shared-secret setup)")
-        elif secret is not None and len(secret) < _MIN_HS256_SECRET_BYTES:
-            env.problem("HS256_SECRET", f"must be at least {_MIN_HS256_SECRET_BYTES} bytes")
         if jwks_url and not jwks_url.startswith(("http://", "https://")):
             env.problem("JWKS_URL", "must be an http:// or https:// URL")
         revocation_db = env.text("REVOCATION_DB", os.path.join(data_dir(environ), "revocations.db"))
