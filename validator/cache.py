@@ -1,12 +1,11 @@
 """The verdict cache: verified identities keyed on the token's SHA-256."""
 
-import dataclasses
 import threading
 import time
 
 from cachetools import TLRUCache
 
-# Values kept once each (see VerdictCache._shared); past this many, the table starts again.
+# Values kept once each (see VerdictCache.share); past this many, the table starts again.
 _MAX_SHARED_VALUES = 4096
 
 
@@ -25,7 +24,7 @@ class VerdictCache:
 
     def _time_to_use(self, _digest, identity, now):
         # A whole second (rounded down, so never later): entries stored in the same second share it.
-        return min(identity.exp, self._shared(int(now) + self._max_ttl))
+        return min(identity.exp, self.share(int(now) + self._max_ttl))
 
     def get(self, digest):
         if self._cache is None:
@@ -38,18 +37,19 @@ class VerdictCache:
                 return None
 
     def put(self, digest, identity):
+        """Keep `identity`, built with share() (validator.tokens.check_claims) so it holds no value twice."""
         if self._cache is None:
             return
-        shared = self._shared
-        identity = dataclasses.replace(identity, roles=shared(identity.roles), scopes=shared(identity.scopes),
-                                       iat=shared(identity.iat), exp=shared(identity.exp))
         with self._lock:
             self._cache[digest] = identity
 
-    def _shared(self, value):
-        # Most tokens carry one of a few role and scope lists, and tokens minted in the same second
-        # share iat and exp: one copy of each saves about a quarter of a cached verdict's memory
-        # (issue #6, RSS per worker). Cleared when full, so new values are shared too, and bounded.
+    def share(self, value):
+        """The one kept copy of a value equal to `value` (stored now if it is new).
+
+        Most tokens carry one of a few role and scope lists, and tokens minted in the same second
+        share iat and exp: one copy of each saves about a quarter of a cached verdict's memory
+        (issue #6, RSS per worker). Cleared when full, so new values are shared too, and bounded.
+        """
         values = self._values
         if len(values) >= _MAX_SHARED_VALUES:
             values.clear()

@@ -111,6 +111,9 @@ class CountedCache:
     def put(self, digest, identity):
         self._cache.put(digest, identity)
 
+    def share(self, value):
+        return self._cache.share(value)
+
     def __len__(self):
         return len(self._cache)
 

@@ -7,7 +7,6 @@ and hand python-jose only the signature check, always with the one algorithm
 of the key we hold for the token's `kid` (RFC 8725 sections 2.1 and 3.1).
 """
 
-import base64
 import binascii
 import hashlib
 import json
@@ -48,8 +47,13 @@ REASONS = {
 # Header members we understand. Anything else, notably jwk, jku, x5u, x5c
 # (key material chosen by the sender), crit, b64, enc and zip, is refused.
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
-_REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "jti")
+_REQUIRED_CLAIMS = frozenset({"exp", "iat", "sub", "iss", "aud", "jti"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+# RFC 4648 section 3.5: a canonical encoding's last character has its unused low bits zero. By the
+# segment's length mod 4: every character, none (impossible length), 4 of 64, 16 of 64.
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CANONICAL_LAST = (frozenset(_BASE64URL), frozenset(), frozenset(_BASE64URL[::16]), frozenset(_BASE64URL[::4]))
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _KID = re.compile(r"[\x21-\x7e]{1,128}")
 _VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
 # Role and scope values become comma-separated header values: no comma, space, CR or LF.
@@ -136,17 +140,14 @@ def token_digest(token):
 
 
 def _b64decode(segment):
-    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+    # Only the canonical spelling is accepted: the unused low bits of the last character are
+    # zero, so one token has exactly one string form (and one cache key).
+    if not _SEGMENT.fullmatch(segment) or segment[-1] not in _CANONICAL_LAST[len(segment) % 4]:
         raise TokenRejected("malformed")
     try:
-        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(segment.encode("ascii").translate(_FROM_URLSAFE) + b"==", strict_mode=False)
+    except binascii.Error:
         raise TokenRejected("malformed") from None
-    # Only the canonical spelling is accepted: unused trailing bits must be zero,
-    # so one token has exactly one string form (and one cache key).
-    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != segment:
-        raise TokenRejected("malformed")
-    return data
 
 
 def exceeds_depth(data, limit=MAX_JSON_DEPTH):
@@ -178,11 +179,9 @@ def exceeds_depth(data, limit=MAX_JSON_DEPTH):
 
 
 def _reject_duplicates(pairs):
-    result = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate member")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member")
     return result
 
 
@@ -281,9 +280,17 @@ def _names(value):
     return tuple(value)
 
 
-def check_claims(claims, policy, now):
-    """Check required claims, their types and the time window; return the Identity."""
-    if len(claims) > _MAX_CLAIMS or any(name not in claims for name in _REQUIRED_CLAIMS):
+def _unshared(value):
+    return value
+
+
+def check_claims(claims, policy, now, share=_unshared):
+    """Check required claims, their types and the time window; return the Identity.
+
+    `share` gives the copy of a role list, scope list, `iat` or `exp` the Identity keeps
+    (VerdictCache.share, so that 100k cached verdicts hold one copy of each common value).
+    """
+    if len(claims) > _MAX_CLAIMS or not claims.keys() >= _REQUIRED_CLAIMS:
         raise TokenRejected("invalid_claims")
     exp = _numeric_date(claims, "exp")
     iat = _numeric_date(claims, "iat")
@@ -316,8 +323,8 @@ def check_claims(claims, policy, now):
     if exp <= iat:
         raise TokenRejected("invalid_claims")
     extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
-    return Identity(sub=sub, roles=roles, scopes=scopes, jti=jti, iat=iat, exp=exp, sid=sid,
-                    jkt=_confirmation(claims), extra=extra)
+    return Identity(sub=sub, roles=share(roles), scopes=share(scopes), jti=jti, iat=share(iat), exp=share(exp),
+                    sid=sid, jkt=_confirmation(claims), extra=extra)
 
 
 def _confirmation(claims):

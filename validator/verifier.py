@@ -46,7 +46,7 @@ class Verifier:
         if key is None:
             raise UnknownKey(kid)
         verify_signature(token, header, signature, key)
-        identity = check_claims(claims, self._policy, self._clock())
+        identity = check_claims(claims, self._policy, self._clock(), share=self._cache.share)
         if self._policy.forward_claims:
             # The payload as signed and parsed: no re-encoding can make it say something else.
             identity = dataclasses.replace(identity, claims=token.split(".")[1])

@@ -5,27 +5,36 @@ import json
 import pytest
 
 from tests.fakes import FakeClock
+from tests.minting import claims, hs256
 from validator import cache as cache_module
 from validator.cache import VerdictCache
-from validator.tokens import Identity, token_digest
+from validator.keys import StaticKeys
+from validator.revocation import NoRevocations
+from validator.tokens import Policy, check_claims, token_digest
+from validator.verifier import Verifier
 
 pytestmark = pytest.mark.unit
 
 
-def identity(clock, number=0, exp_in=900, roles=("user",)):
+SECRET = b"k" * 40
+POLICY = Policy(issuer="jwtgate", audience="jwtgate-api", accepted_typ=("at+jwt",), leeway_seconds=0)
+
+
+def identity(cache, clock, number=0, exp_in=900, roles=("user",)):
+    """A verdict as the verifier builds it: from JSON claims (equal values, distinct objects), with share()."""
     now = int(clock())
-    # Built from JSON, like a verified token's claims: equal values, distinct objects.
-    claims = json.loads(json.dumps({"roles": list(roles), "iat": now, "exp": now + exp_in}))
-    return Identity(sub=f"user-{number}", roles=tuple(claims["roles"]), scopes=tuple(["orders:read"]),
-                    jti=f"jti-{number}", iat=claims["iat"], exp=claims["exp"])
+    claim_set = json.loads(json.dumps({"iss": "jwtgate", "aud": "jwtgate-api", "sub": f"user-{number}",
+                                       "jti": f"jti-{number}", "iat": now, "exp": now + exp_in, "roles": list(roles),
+                                       "scope": "orders:read"}))
+    return check_claims(claim_set, POLICY, now, share=cache.share)
 
 
 def test_an_entry_dies_at_exp_or_at_the_max_ttl_whichever_comes_first():
     clock = FakeClock()
     cache = VerdictCache(100, 300, timer=clock)
     short, long = token_digest("a.b.c"), token_digest("d.e.f")
-    cache.put(short, identity(clock, 1, exp_in=60))
-    cache.put(long, identity(clock, 2, exp_in=900))
+    cache.put(short, identity(cache, clock, 1, exp_in=60))
+    cache.put(long, identity(cache, clock, 2, exp_in=900))
     clock.tick(59)
     assert cache.get(short).sub == "user-1" and cache.get(long).sub == "user-2"
     clock.tick(1)
@@ -40,7 +49,7 @@ def test_an_entry_dies_at_exp_or_at_the_max_ttl_whichever_comes_first():
 def test_a_zero_size_or_ttl_caches_nothing(size, ttl):
     clock = FakeClock()
     cache = VerdictCache(size, ttl, timer=clock)
-    cache.put(token_digest("a.b.c"), identity(clock))
+    cache.put(token_digest("a.b.c"), identity(cache, clock))
     assert cache.get(token_digest("a.b.c")) is None and len(cache) == 0
 
 
@@ -48,15 +57,27 @@ def test_verdicts_share_equal_role_lists_and_timestamps():
     clock = FakeClock()
     cache = VerdictCache(100, 300, timer=clock)
     for number in range(3):
-        cache.put(token_digest(f"t.{number}.x"), identity(clock, number))
+        cache.put(token_digest(f"t.{number}.x"), identity(cache, clock, number))
     first, second, third = (cache.get(token_digest(f"t.{number}.x")) for number in range(3))
     assert first.roles is second.roles is third.roles
     assert first.iat is second.iat and first.exp is third.exp
     # Different values stay different, and each verdict keeps its own.
-    other = identity(clock, 9, exp_in=600, roles=("admin",))
+    other = identity(cache, clock, 9, exp_in=600, roles=("admin",))
     cache.put(token_digest("t.9.x"), other)
     stored = cache.get(token_digest("t.9.x"))
     assert stored.roles == ("admin",) and stored.exp == other.exp and stored.sub == "user-9"
+
+
+def test_the_verifier_stores_verdicts_that_share_values():
+    clock = FakeClock()
+    cache = VerdictCache(100, 300, timer=clock)
+    verifier = Verifier(StaticKeys(SECRET), cache, POLICY, NoRevocations(), clock)
+    tokens = [hs256(SECRET, claims(clock(), sub=f"user-{number}")) for number in range(3)]
+    first, second, third = (verifier.verify(token) for token in tokens)
+    assert first.roles is second.roles is third.roles and first.scopes is third.scopes
+    assert first.iat is second.iat is third.iat and first.exp is second.exp is third.exp
+    assert [cache.get(token_digest(token)) for token in tokens] == [first, second, third]
+    assert first.sub == "user-0" and third.sub == "user-2"
 
 
 def test_the_shared_table_stays_bounded_whatever_arrives():
@@ -64,7 +85,7 @@ def test_the_shared_table_stays_bounded_whatever_arrives():
     cache = VerdictCache(10, 300, timer=clock)
     for number in range(3 * cache_module._MAX_SHARED_VALUES):
         clock.tick(1)   # a new iat, exp and expiry second for every verdict
-        cache.put(token_digest(f"t.{number}.x"), identity(clock, number, roles=(f"role-{number}",)))
+        cache.put(token_digest(f"t.{number}.x"), identity(cache, clock, number, roles=(f"role-{number}",)))
     assert len(cache._values) <= cache_module._MAX_SHARED_VALUES
     assert len(cache) == 10
     newest = cache.get(token_digest(f"t.{3 * cache_module._MAX_SHARED_VALUES - 1}.x"))
