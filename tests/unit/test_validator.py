@@ -1,6 +1,7 @@
 """The validator in-process: every rule of /verify through Falcon's TestClient, with a fake clock."""
 
 import asyncio
+import base64
 import json
 
 import falcon.testing
@@ -11,11 +12,13 @@ from tests.minting import AUDIENCE, RsaSigner, b64, claims, header, hs256, rs256
 from validator.app import create_app
 from validator.config import Settings
 from validator.keys import JwksSource, StaticKeys, keys_from_jwks
+from validator import tokens
 from validator.tokens import REASONS
 
 pytestmark = pytest.mark.unit
 
 SECRET = b"s" * 40
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 class FakeJwksServer:
@@ -237,10 +240,33 @@ def test_non_canonical_trailing_bits_are_refused(client, signer, clock):
     head, body, signature = token.split(".")
     # A 256-byte RSA signature is 342 base64url characters with 4 unused bits in the
     # last one: flipping one of those bits decodes to the same bytes.
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    last = alphabet.index(signature[-1])
-    twin = signature[:-1] + alphabet[last ^ 1]
+    last = BASE64URL.index(signature[-1])
+    twin = signature[:-1] + BASE64URL[last ^ 1]
     assert_denied(verify(client, f"{head}.{body}.{twin}"), "malformed")
+
+
+@pytest.mark.parametrize("size", range(1, 67))
+def test_a_segment_decodes_only_in_its_canonical_spelling(size):
+    data = bytes((7 * index + size) % 256 for index in range(size))
+    segment = b64(data)
+    # Each character in last place: Python's lenient decoder gives some bytes for all of them; ours
+    # gives the same bytes for the one canonical spelling of those bytes and refuses the others
+    # (unused low bits set), so a token has one spelling and one cache key.
+    for last in BASE64URL:
+        spelled = segment[:-1] + last
+        lenient = base64.urlsafe_b64decode(spelled + "=" * (-len(spelled) % 4))
+        if b64(lenient) == spelled:
+            assert tokens._b64decode(spelled) == lenient
+        else:
+            with pytest.raises(tokens.TokenRejected):
+                tokens._b64decode(spelled)
+    assert tokens._b64decode(segment) == data
+
+
+@pytest.mark.parametrize("segment", ["", "A", "QUJDR", "QQ==", "QUI=", "QUJD=", "Q+I", "Q/I", "Q I", "QU.I", "QUJ\n"])
+def test_a_segment_of_impossible_length_padding_or_another_alphabet_is_refused(segment):
+    with pytest.raises(tokens.TokenRejected):
+        tokens._b64decode(segment)
 
 
 def test_duplicate_json_members_are_refused(client, signer, clock):
