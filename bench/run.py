@@ -267,12 +267,10 @@ def _ppid(pid):
 
 
 def memory_mib(pid):
-    """(RSS, private) of pid in MiB: all its resident pages, and those no other process maps (USS).
-
-    RSS also counts the pages it shares with the gunicorn master and the other workers (the
-    interpreter, the libraries, what the master loaded before the fork); the private part is what
-    one more worker costs.
-    """
+    """(RSS, private) of pid in MiB: all its resident pages, and those no other process maps (USS)."""
+    # RSS also counts the pages a worker shares with the gunicorn master and the other workers (the
+    # interpreter, the libraries, what the master loaded before the fork): the private part is what
+    # one more worker costs.
     fields = {}
     with open(f"/proc/{pid}/smaps_rollup") as handle:
         for line in handle:

@@ -44,12 +44,10 @@ class VerdictCache:
             self._cache[digest] = identity
 
     def share(self, value):
-        """The one kept copy of a value equal to `value` (stored now if it is new).
-
-        Most tokens carry one of a few role and scope lists, and tokens minted in the same second
-        share iat and exp: one copy of each saves about a quarter of a cached verdict's memory
-        (issue #6, RSS per worker). Cleared when full, so new values are shared too, and bounded.
-        """
+        """The one kept copy of a value equal to `value` (stored now if it is new)."""
+        # Most tokens carry one of a few role and scope lists, and tokens minted in the same second
+        # share iat and exp: one copy of each saves about a quarter of a cached verdict's memory
+        # (issue #6, RSS per worker). Cleared when full, so new values are shared too, and bounded.
         values = self._values
         if len(values) >= _MAX_SHARED_VALUES:
             values.clear()

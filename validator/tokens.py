@@ -285,11 +285,9 @@ def _unshared(value):
 
 
 def check_claims(claims, policy, now, share=_unshared):
-    """Check required claims, their types and the time window; return the Identity.
-
-    `share` gives the copy of a role list, scope list, `iat` or `exp` the Identity keeps
-    (VerdictCache.share, so that 100k cached verdicts hold one copy of each common value).
-    """
+    """Check required claims, their types and the time window; return the Identity."""
+    # `share` (VerdictCache.share) gives the copy of a role list, scope list, iat or exp that the
+    # Identity keeps, so that 100k cached verdicts hold one copy of each common value.
     if len(claims) > _MAX_CLAIMS or not claims.keys() >= _REQUIRED_CLAIMS:
         raise TokenRejected("invalid_claims")
     exp = _numeric_date(claims, "exp")
