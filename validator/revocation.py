@@ -32,9 +32,10 @@ class RevocationSet:
         self._sub = {key: value for key, value in self._sub.items() if value[1] >= now}
 
     def is_revoked(self, identity):
-        if identity.jti in self._jti or (identity.sid is not None and identity.sid in self._sid):
+        sub, jti, sid = identity.ids()
+        if jti in self._jti or (sid is not None and sid in self._sid):
             return True
-        revoked_before = self._sub.get(identity.sub)
+        revoked_before = self._sub.get(sub)
         # A token issued in the cutoff's own second is revoked too: iat has one-second
         # resolution, and refusing a fresh token beats accepting a stale one.
         return revoked_before is not None and identity.iat <= revoked_before[0]

@@ -301,6 +301,12 @@ def test_sub_must_be_header_safe(client, signer, clock, sub):
     assert_denied(verify(client, rs256(signer, claims(clock()) | {"sub": sub})), "invalid_claims")
 
 
+@pytest.mark.parametrize("claim", ["jti", "sid"])
+@pytest.mark.parametrize("value", ["", "a b", "j1\r\n", "jöti", 7, ["j1"]])
+def test_jti_and_sid_must_be_visible_ascii(client, signer, clock, claim, value):
+    assert_denied(verify(client, rs256(signer, claims(clock()) | {claim: value})), "invalid_claims")
+
+
 @pytest.mark.parametrize("roles", ["admin", ["admin,root"], ["a b"], ["x\r\ny"], [1], [""], ["r"] * 65])
 def test_roles_must_be_a_list_of_header_safe_names(client, signer, clock, roles):
     assert_denied(verify(client, rs256(signer, claims(clock(), roles=roles))), "invalid_claims")

@@ -1,5 +1,6 @@
-"""VerdictCache itself: when entries die, and the values cached verdicts share to stay small."""
+"""VerdictCache itself: when entries die, and how cached verdicts stay small."""
 
+import gc
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from validator import cache as cache_module
 from validator.cache import VerdictCache
 from validator.keys import StaticKeys
 from validator.revocation import NoRevocations
-from validator.tokens import Policy, check_claims, token_digest
+from validator.tokens import Identity, Policy, check_claims, token_digest
 from validator.verifier import Verifier
 
 pytestmark = pytest.mark.unit
@@ -90,3 +91,19 @@ def test_the_shared_table_stays_bounded_whatever_arrives():
     assert len(cache) == 10
     newest = cache.get(token_digest(f"t.{3 * cache_module._MAX_SHARED_VALUES - 1}.x"))
     assert newest.roles == (f"role-{3 * cache_module._MAX_SHARED_VALUES - 1}",)
+
+
+@pytest.mark.parametrize("sid", [None, "session-1"])
+def test_a_verdict_keeps_sub_jti_and_sid_in_one_string(sid):
+    verdict = Identity(sub="alice", roles=("user",), scopes=(), jti="j-1", iat=1, exp=2, sid=sid)
+    assert (verdict.sub, verdict.jti, verdict.sid) == ("alice", "j-1", sid)
+    assert list(verdict.ids()) == ["alice", "j-1", sid]
+    assert verdict.values("sub") == ("alice",)
+    # One string object for the three names, not one each.
+    assert [value for value in gc.get_referents(verdict) if isinstance(value, str)] == [verdict.names]
+
+
+@pytest.mark.parametrize("names", [dict(sub="al ice"), dict(jti="j 1"), dict(sid="s 1")])
+def test_a_verdict_refuses_names_that_would_split_wrongly(names):
+    with pytest.raises(ValueError):
+        Identity(**(dict(sub="alice", roles=(), scopes=(), jti="j1", iat=1, exp=2) | names))
