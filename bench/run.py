@@ -38,6 +38,10 @@ TARGETS = {
     "micro-cache": {"ratio": 0.60},
     "tokens-100k": {"ratio": 0.20},
 }
+# And for one validator worker's RSS: under 100 MB with the large token set cached, and flat (growing
+# by less than this share) under the flood of invalid tokens, none of which may be cached.
+RSS_TARGET_MB = 100
+FLOOD_GROWTH = 0.01
 
 
 @dataclass(frozen=True)
@@ -447,6 +451,29 @@ def check_targets(table, large_name):
     return results
 
 
+def check_memory_targets(rows, large):
+    """The two memory targets, from the memory phase's rows: RSS with `large` verdicts cached, and after the flood."""
+    cached = next(row for row in rows if row["state"] == f"{large} cached verdicts")
+    flooded = next(row for row in rows if row["state"].startswith("after "))
+    rss_mb = cached["rss_mib"] * 1.048576
+    growth = flooded["rss_mib"] / cached["rss_mib"] - 1
+    return [
+        {"target": "rss", "cached": large, "rss_mib": cached["rss_mib"], "rss_mb": round(rss_mb, 1),
+         "limit_mb": RSS_TARGET_MB, "met": rss_mb < RSS_TARGET_MB},
+        {"target": "flood", "requests": flooded["requests"], "before_mib": cached["rss_mib"],
+         "after_mib": flooded["rss_mib"], "growth": round(growth, 4), "limit": FLOOD_GROWTH,
+         "met": growth < FLOOD_GROWTH},
+    ]
+
+
+def print_memory_targets(targets):
+    rss, flood = targets
+    print(f"  target memory: RSS {rss['rss_mib']:.1f} MiB ({rss['rss_mb']:.1f} MB) with {rss['cached']} cached verdicts"
+          f" (< {rss['limit_mb']} MB) {'met' if rss['met'] else 'NOT met'}")
+    print(f"  target flood: RSS {flood['before_mib']:.1f} -> {flood['after_mib']:.1f} MiB after {flood['requests']}"
+          f" invalid tokens ({flood['growth']:+.1%}, < +{flood['limit']:.0%}) {'met' if flood['met'] else 'NOT met'}")
+
+
 def chart(table, path):
     try:
         import matplotlib
@@ -574,6 +601,9 @@ def main(argv=None):
         print(f"  target {target['scenario']}: ratio {target['ratio']:.2f} (>= {target['target']['ratio']})"
               + (f", p99 {target['p99_ms']:.2f} ms (< {target['target']['p99_ms']})" if "p99_ms" in target["target"]
                  else "") + (" met" if target["met"] else " NOT met"))
+    if memory is not None:
+        memory["targets"] = check_memory_targets(memory["rows"], args.large)
+        print_memory_targets(memory["targets"])
     results = {
         "mode": mode, "machine": host, "seconds_per_run": args.seconds, "repetitions": args.repetitions,
         "connections": args.connections, "scenarios": [asdict(scenario) for scenario in chosen],
