@@ -3,10 +3,28 @@
 import threading
 import time
 
-from cachetools import TLRUCache
+from cachetools import Cache, TLRUCache
 
 # Values kept once each (see VerdictCache.share); past this many, the table starts again.
 _MAX_SHARED_VALUES = 4096
+
+
+class _Verdicts(TLRUCache):
+    """cachetools' TLRUCache, where a missing or expired entry reads as None instead of raising KeyError.
+
+    A miss is one dict lookup: TLRUCache would raise and catch two KeyErrors and raise a third, about
+    2.5 us of every miss (issue #6: with 100k tokens, every check is one), for 0.3 us more a hit.
+    """
+
+    def __getitem__(self, key):
+        # Cache.__contains__ is the plain lookup; TLRUCache's own would read the clock as well.
+        if not Cache.__contains__(self, key):
+            return None
+        return TLRUCache.__getitem__(self, key)
+
+    def __missing__(self, key):
+        # cachetools' hook for an entry that is missing after all, here one that has expired.
+        return None
 
 
 class VerdictCache:
@@ -18,7 +36,7 @@ class VerdictCache:
 
     def __init__(self, maxsize, max_ttl, timer=time.time):
         self._max_ttl = max_ttl
-        self._cache = TLRUCache(maxsize, self._time_to_use, timer=timer) if maxsize and max_ttl else None
+        self._cache = _Verdicts(maxsize, self._time_to_use, timer=timer) if maxsize and max_ttl else None
         self._lock = threading.Lock()
         self._values = {}
 
@@ -31,10 +49,7 @@ class VerdictCache:
             return None
         with self._lock:
             # Indexing, not TLRUCache.get(): that checks the key and the clock twice (0.9 -> 0.3 us a hit).
-            try:
-                return self._cache[digest]
-            except KeyError:
-                return None
+            return self._cache[digest]
 
     def put(self, digest, identity):
         """Keep `identity`, built with share() (validator.tokens.check_claims) so it holds no value twice."""

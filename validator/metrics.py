@@ -102,17 +102,15 @@ class CountedCache:
     def __init__(self, cache, stats):
         self._cache = cache
         self._stats = stats
+        # The wrapped cache's own methods, not wrappers: a verdict-cache miss calls them five times
+        # (issue #6: with 100k tokens, every check is a miss).
+        self.put = cache.put
+        self.share = cache.share
 
     def get(self, digest):
         identity = self._cache.get(digest)
         self._stats.looked_up(identity is not None)
         return identity
-
-    def put(self, digest, identity):
-        self._cache.put(digest, identity)
-
-    def share(self, value):
-        return self._cache.share(value)
 
     def __len__(self):
         return len(self._cache)

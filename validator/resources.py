@@ -57,10 +57,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def request_credentials(req, max_bytes):
     """(token, source): source is the Authorization scheme ("bearer", "dpop"), or "cookie" for the fallback."""
     header = req.get_header("Authorization")
-    cookie = req.get_header("X-Jwtgate-Cookie-Token")
-    if header is not None or not cookie:
+    if header is not None:
         scheme, token = authorization_token(header, max_bytes)
         return token, scheme
+    cookie = req.get_header("X-Jwtgate-Cookie-Token")
+    if not cookie:
+        raise TokenRejected("missing_token")
     if len(cookie) > max_bytes or not _COOKIE_TOKEN.fullmatch(cookie):
         raise TokenRejected("invalid_request")
     return cookie, "cookie"

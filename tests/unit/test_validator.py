@@ -201,6 +201,38 @@ def test_header_members_we_do_not_understand_are_refused(client, signer, clock, 
     assert_denied(verify(client, token), "unsupported_header")
 
 
+def test_a_header_seen_before_still_needs_valid_claims_and_signature(client, signer, clock):
+    token = rs256(signer, claims(clock()))
+    assert verify(client, token).status_code == 200
+    head, body, signature = token.split(".")
+    # The header is now known (decoded once, issue #6): everything after it is checked as before.
+    forged = b64(json.dumps(claims(clock(), sub="mallory")).encode())
+    assert_denied(verify(client, f"{head}.{forged}.{signature}"), "invalid_signature")
+    assert_denied(verify(client, f"{head}.{b64(b'[]')}.{signature}"), "malformed")
+    assert_denied(verify(client, f"{head}.{body}.{signature[:-1]}"), "malformed")
+    assert_denied(verify(client, f"{head}.{body}"), "malformed")
+    assert verify(client, token).status_code == 200
+
+
+def test_a_refused_header_is_refused_every_time(client, signer, clock):
+    for member, value, reason in (("jku", "http://127.0.0.1:9/jwks.json", "unsupported_header"),
+                                  ("alg", "", "unsupported_algorithm"), ("kid", "a b", "unsupported_header")):
+        token = rs256(signer, claims(clock()), header(signer, **{member: value}))
+        for _ in range(3):
+            assert_denied(verify(client, token), reason)
+        assert token.split(".")[0] not in tokens._KNOWN_HEADERS
+
+
+def test_known_headers_are_bounded_and_decode_as_a_fresh_parse_would(signer, clock):
+    for n in range(3 * tokens._MAX_KNOWN_HEADERS):
+        head = header(signer, kid=f"kid-{n}")
+        token = rs256(signer, claims(clock()), head)
+        for _ in range(2):
+            assert tokens.parse(token)[0] == head
+        assert 0 < len(tokens._KNOWN_HEADERS) <= tokens._MAX_KNOWN_HEADERS
+    assert token.split(".")[0] in tokens._KNOWN_HEADERS
+
+
 @pytest.mark.parametrize("kid", ["../../../../dev/null", "key-1' OR '1'='1", "key-1\x00", "", "k" * 200])
 def test_kid_injection_never_finds_a_key(client, signer, clock, kid, jwks):
     token = rs256(signer, claims(clock()), header(signer, kid=kid))

@@ -46,6 +46,20 @@ def test_an_entry_dies_at_exp_or_at_the_max_ttl_whichever_comes_first():
     assert len(cache) == 0
 
 
+def test_a_full_cache_drops_the_least_recently_used_and_misses_read_as_none():
+    clock = FakeClock()
+    cache = VerdictCache(3, 300, timer=clock)
+    digests = [token_digest(f"t.{number}.x") for number in range(5)]
+    assert cache.get(digests[0]) is None
+    for number in range(3):
+        cache.put(digests[number], identity(cache, clock, number))
+    assert cache.get(digests[0]).sub == "user-0"      # now the most recently used
+    cache.put(digests[3], identity(cache, clock, 3))  # drops user-1
+    cache.put(digests[4], identity(cache, clock, 4))  # drops user-2
+    assert [cache.get(digest) is not None for digest in digests] == [True, False, False, True, True]
+    assert len(cache) == 3
+
+
 @pytest.mark.parametrize("size, ttl", [(0, 300), (100, 0)])
 def test_a_zero_size_or_ttl_caches_nothing(size, ttl):
     clock = FakeClock()
