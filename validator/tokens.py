@@ -344,7 +344,8 @@ def check_claims(claims, policy, now, share=_unshared, payload=None):
     """Check required claims, their types and the time window; return the Identity."""
     # `share` (VerdictCache.share) gives the copy of a role list, scope list, iat or exp that the
     # Identity keeps, so that 100k cached verdicts hold one copy of each common value. `payload`, the
-    # token's claims segment, is the Identity's `claims` when the policy forwards them.
+    # token's claims segment, becomes the Identity's `claims`: the Verifier passes it only when the
+    # policy forwards them.
     if len(claims) > _MAX_CLAIMS or not claims.keys() >= _REQUIRED_CLAIMS:
         raise TokenRejected("invalid_claims")
     exp = _numeric_date(claims, "exp")
@@ -380,7 +381,7 @@ def check_claims(claims, policy, now, share=_unshared, payload=None):
     extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
     return Identity(sub=sub, roles=share(roles), scopes=share(scopes), jti=jti, iat=share(iat), exp=share(exp),
                     sid=sid, jkt=_confirmation(claims), extra=extra,
-                    claims=payload if policy.forward_claims else None)
+                    claims=payload)
 
 
 def _confirmation(claims):
