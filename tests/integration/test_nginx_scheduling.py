@@ -1,0 +1,59 @@
+"""JWTGATE_NGINX_SCHED_POLICY: the scheduling policy the stack starts Nginx with, and only Nginx."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from jwtgate.stack import Stack, StackError
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def process_tree(root):
+    """root and every process descended from it, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(parents.get(pid, ()))
+    return tree
+
+
+def policies(stack, name):
+    return {os.sched_getscheduler(pid) for pid in process_tree(stack.processes[name].pid)}
+
+
+def test_nginx_master_and_workers_run_as_batch_and_the_services_do_not(gateway):
+    nginx = process_tree(gateway.stack.processes["nginx"].pid)
+    assert len(nginx) >= 2
+    assert {os.sched_getscheduler(pid) for pid in nginx} == {os.SCHED_BATCH}
+    for service in ("validator", "auth_api", "backend"):
+        assert policies(gateway.stack, service) == {os.SCHED_OTHER}
+
+
+def test_other_starts_nginx_under_the_default_policy(tmp_path):
+    stack = Stack(tmp_path, listen=f"127.0.0.1:{free_port()}",
+                  environ={**os.environ, "JWTGATE_NGINX_SCHED_POLICY": "other"})
+    try:
+        stack.prepare()
+        stack.start_process("nginx")
+        assert len(process_tree(stack.processes["nginx"].pid)) >= 2
+        assert policies(stack, "nginx") == {os.SCHED_OTHER}
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize("value", ["fifo", "BATCH", "1"])
+def test_an_unknown_policy_stops_start_up(tmp_path, value):
+    stack = Stack(tmp_path, environ={"JWTGATE_NGINX_SCHED_POLICY": value, "VALIDATOR_JWKS_URL": "http://x/j"})
+    with pytest.raises(StackError, match="JWTGATE_NGINX_SCHED_POLICY: must be one of batch, other"):
+        stack.check_settings()
