@@ -2,6 +2,7 @@
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,24 @@ class RunningStack:
             if record.get("event") == "request":
                 hits.append((record.get("method"), record.get("path"), record.get("user")))
         return hits
+
+    def access_log_ids(self, path):
+        """The request ids of Nginx's access log lines for path, oldest first."""
+        lines = self.stack.log_path("nginx-access").read_text().splitlines()
+        return [record["request_id"] for record in map(json.loads, lines) if record["path"] == path]
+
+    def request_id_of(self, path, send):
+        """Call send(), a request for path; return its request id from Nginx's access log.
+
+        Nginx writes the line just after the answer, so a client can read the log before it is there.
+        """
+        seen = len(self.access_log_ids(path))
+        send()
+        deadline = time.monotonic() + 10
+        while len(ids := self.access_log_ids(path)) <= seen:
+            assert time.monotonic() < deadline, f"no access log line for {path}"
+            time.sleep(0.05)
+        return ids[-1]
 
     def private_key_pem(self):
         """The stack's active signing key, read from its data directory (tests only)."""

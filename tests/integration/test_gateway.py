@@ -128,9 +128,9 @@ def test_every_protected_location_asks_the_validator(gateway):
     assert protected, "the example gateway protects at least one location"
     validator_log = gateway.stack.log_path("validator")
     for prefix in protected:
-        response = gateway.client.get(f"{prefix}probe")
-        assert_json_401(response, "missing_token", "Missing Authorization header")
-        request_id = json.loads(gateway.stack.log_path("nginx-access").read_text().splitlines()[-1])["request_id"]
+        path = f"{prefix}probe"
+        request_id = gateway.request_id_of(path, lambda: assert_json_401(
+            gateway.client.get(path), "missing_token", "Missing Authorization header"))
         deadline = time.monotonic() + 5
         while request_id not in validator_log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -138,22 +138,6 @@ def test_default_metrics_listener_is_a_unix_socket_in_the_data_dir(gateway):
     assert status == 200 and b"validator_verify_requests_total" in body
 
 
-def _access_ids(running, path):
-    lines = running.stack.log_path("nginx-access").read_text().splitlines()
-    return [record["request_id"] for record in map(json.loads, lines) if record["path"] == path]
-
-
-def _request_id_of(running, path, send):
-    """Send a request for path; return its request id from Nginx's access log (written just after the answer)."""
-    seen = len(_access_ids(running, path))
-    send()
-    deadline = time.monotonic() + 10
-    while len(ids := _access_ids(running, path)) <= seen:
-        assert time.monotonic() < deadline, f"no access log line for {path}"
-        time.sleep(0.05)
-    return ids[-1]
-
-
 def _wait_for_line(running, service, needle):
     deadline = time.monotonic() + 10
     while needle not in running.stack.log_path(service).read_text():
@@ -162,22 +146,22 @@ def _wait_for_line(running, service, needle):
 
 
 def test_one_request_id_in_nginx_and_every_service(observed, issued):
-    login_id = _request_id_of(observed, "/api/auth/login", lambda: observed.client.post(
+    login_id = observed.request_id_of("/api/auth/login", lambda: observed.client.post(
         "/api/auth/login", json={"username": "id-probe", "password": WRONG_PASSWORD}))
     _wait_for_line(observed, "auth_api", f'"request_id":"{login_id}"')
 
-    backend_id = _request_id_of(observed, "/api/protected/ids", lambda: observed.client.get(
+    backend_id = observed.request_id_of("/api/protected/ids", lambda: observed.client.get(
         "/api/protected/ids", headers=bearer(issued)))
     _wait_for_line(observed, "backend", f'"request_id":"{backend_id}"')
 
-    denied_id = _request_id_of(observed, "/api/protected/denied", lambda: observed.client.get(
+    denied_id = observed.request_id_of("/api/protected/denied", lambda: observed.client.get(
         "/api/protected/denied", headers=bearer("not-a-jwt")))
     _wait_for_line(observed, "validator", f'"request_id":"{denied_id}"')
     assert re.fullmatch(r"[0-9a-f]{32}", denied_id)
 
 
 def test_a_client_cannot_choose_the_logged_request_id(observed, issued):
-    spoofed_id = _request_id_of(observed, "/api/protected/spoofed-id", lambda: observed.client.get(
+    spoofed_id = observed.request_id_of("/api/protected/spoofed-id", lambda: observed.client.get(
         "/api/protected/spoofed-id", headers={**bearer(issued), "X-Request-Id": "forged-id"}))
     _wait_for_line(observed, "backend", f'"request_id":"{spoofed_id}"')
     assert "forged-id" not in observed.stack.log_path("backend").read_text()
