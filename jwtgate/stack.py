@@ -55,11 +55,18 @@ def _die_with_parent():
 
 
 def _with_policy(policy):
-    """_die_with_parent, then the scheduling policy named `policy` (its workers inherit it)."""
+    """_die_with_parent, then the scheduling policy named `policy` (its workers inherit it).
+
+    Best effort: a sandbox that refuses sched_setscheduler(2) must not stop the gateway from
+    starting; start_process() sees the policy the child got and says so.
+    """
 
     def start():
         _die_with_parent()
-        os.sched_setscheduler(0, _SCHED_POLICIES[policy], os.sched_param(0))
+        try:
+            os.sched_setscheduler(0, _SCHED_POLICIES[policy], os.sched_param(0))
+        except OSError:
+            pass
 
     return start
 
@@ -260,7 +267,11 @@ class Stack:
     def start_process(self, name):
         """Start one part (a service or replica name, or "nginx") and wait until it answers."""
         if name == "nginx":
-            self._spawn(name, self._nginx_command(), start=_with_policy(self.nginx_sched_policy))
+            policy = self.nginx_sched_policy
+            self._spawn(name, self._nginx_command(), start=_with_policy(policy))
+            if os.sched_getscheduler(self.processes[name].pid) != _SCHED_POLICIES[policy]:
+                sys.stderr.write(f"jwtgate: JWTGATE_NGINX_SCHED_POLICY={policy}: this system refused the"
+                                 " scheduling policy; Nginx runs under the one it inherited\n")
             self._wait(name, lambda: http_get(f"{self.url}/healthz", timeout=1.0))
         else:
             service = name.split("-")[0]

@@ -52,6 +52,24 @@ def test_other_starts_nginx_under_the_default_policy(tmp_path):
         stack.stop()
 
 
+def test_a_system_that_refuses_the_policy_still_starts_nginx_and_says_so(tmp_path, monkeypatch, capsys):
+    # The one fault injected here: the call fails in the child (a fork of this process), as in a
+    # sandbox whose seccomp filter refuses sched_setscheduler(2).
+    def refused(pid, policy, param):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    stack = Stack(tmp_path, listen=f"127.0.0.1:{free_port()}",
+                  environ={**os.environ, "JWTGATE_NGINX_SCHED_POLICY": "batch"})
+    try:
+        stack.prepare()
+        stack.start_process("nginx")
+        assert policies(stack, "nginx") == {os.sched_getscheduler(0)}
+    finally:
+        stack.stop()
+    assert "JWTGATE_NGINX_SCHED_POLICY=batch: this system refused" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["fifo", "BATCH", "1"])
 def test_an_unknown_policy_stops_start_up(tmp_path, value):
     stack = Stack(tmp_path, environ={"JWTGATE_NGINX_SCHED_POLICY": value, "VALIDATOR_JWKS_URL": "http://x/j"})
