@@ -21,6 +21,23 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def children(pid):
+    """Pids whose parent is pid (gunicorn's workers, Nginx's workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the fields after it are fixed.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
 class RunningStack:
     """A started Stack plus what tests need from it: a client, the demo login, the backend's log."""
 

@@ -380,8 +380,7 @@ def check_claims(claims, policy, now, share=_unshared, payload=None):
         raise TokenRejected("invalid_claims")
     extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
     return Identity(sub=sub, roles=share(roles), scopes=share(scopes), jti=jti, iat=share(iat), exp=share(exp),
-                    sid=sid, jkt=_confirmation(claims), extra=extra,
-                    claims=payload)
+                    sid=sid, jkt=_confirmation(claims), extra=extra, claims=payload)
 
 
 def _confirmation(claims):

@@ -15,12 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import start_stack
+from tests.conftest import children, start_stack
 from tests.minting import RsaSigner, claims, rs256
 
 pytestmark = pytest.mark.integration
@@ -40,23 +39,6 @@ def loaded(tmp_path_factory):
     running = start_stack(tmp_path_factory, "faults-load", VALIDATOR_WORKERS=str(VALIDATOR_WORKERS))
     yield running
     running.close()
-
-
-def children(pid):
-    """Pids whose parent is pid (gunicorn's workers, Nginx's workers)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: the fields after it are fixed.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
 
 
 def wait_for(condition, what, timeout=60.0):

@@ -1,31 +1,18 @@
 """JWTGATE_NGINX_SCHED_POLICY: the scheduling policy the stack starts Nginx with, and only Nginx."""
 
 import os
-from pathlib import Path
 
 import pytest
 
 from jwtgate.stack import Stack, StackError
-from tests.conftest import free_port
+from tests.conftest import children, free_port
 
 pytestmark = pytest.mark.integration
 
 
 def process_tree(root):
-    """root and every process descended from it, from /proc."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
-        pending.extend(parents.get(pid, ()))
-    return tree
+    """root and its children: a master and its workers."""
+    return [root, *children(root)]
 
 
 def policies(stack, name):
