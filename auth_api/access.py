@@ -6,7 +6,7 @@ from validator.cache import VerdictCache
 from validator.keys import StaticKeys, keys_from_jwks
 from validator.resources import bearer_token
 from validator.revocation import NoRevocations
-from validator.tokens import Policy, TokenRejected
+from validator.tokens import OWN_TOKEN_CLAIMS, Policy, TokenRejected
 from validator.verifier import Verifier
 
 _MAX_TOKEN_BYTES = 4096
@@ -19,8 +19,8 @@ class AccessTokenChecker:
         self._settings = settings
         self._keyring = keyring
         self._clock = clock
-        self._policy = Policy(issuer=settings.issuer, audience=settings.audience, accepted_typ=("at+jwt",),
-                              leeway_seconds=30)
+        self._policy = Policy(issuer=settings.issuer, audiences=(settings.audience,), exact_audience=True,
+                              required_claims=OWN_TOKEN_CLAIMS, accepted_typ=("at+jwt",), leeway_seconds=30)
 
     def identity(self, authorization):
         """The Identity of a valid token in the header value; raises TokenRejected otherwise."""

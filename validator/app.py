@@ -20,7 +20,7 @@ from validator.dpop import Nonces, ProofChecker, ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
 from validator.resources import AssertionKeys, Health, Ready, Verify, challenge
 from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
-from validator.tokens import Policy
+from validator.tokens import OWN_TOKEN_CLAIMS, Policy
 from validator.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,9 @@ def create_app(settings, *, keys, revocations=None, assertions=None, replay=None
     revocations = NoRevocations() if revocations is None else revocations
     policy = Policy(
         issuer=settings.issuer,
-        audience=settings.audience,
+        audiences=(settings.audience,),
+        exact_audience=True,
+        required_claims=OWN_TOKEN_CLAIMS,
         accepted_typ=settings.accepted_typ,
         leeway_seconds=settings.leeway_seconds,
         extra_claims=tuple(claim for claim, _ in settings.claim_headers if claim not in ("sub", "roles", "scope")),

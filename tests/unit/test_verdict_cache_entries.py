@@ -11,14 +11,15 @@ from validator import cache as cache_module
 from validator.cache import VerdictCache
 from validator.keys import StaticKeys
 from validator.revocation import NoRevocations
-from validator.tokens import Identity, Policy, check_claims, token_digest
+from validator.tokens import OWN_TOKEN_CLAIMS, Identity, Policy, check_claims, token_digest
 from validator.verifier import Verifier
 
 pytestmark = pytest.mark.unit
 
 
 SECRET = b"k" * 40
-POLICY = Policy(issuer="jwtgate", audience="jwtgate-api", accepted_typ=("at+jwt",), leeway_seconds=0)
+POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0,
+                required_claims=OWN_TOKEN_CLAIMS)
 
 
 def identity(cache, clock, number=0, exp_in=900, roles=("user",)):
@@ -113,8 +114,9 @@ def test_a_verdict_keeps_sub_jti_and_sid_in_one_string(sid):
     assert (verdict.sub, verdict.jti, verdict.sid) == ("alice", "j-1", sid)
     assert list(verdict.ids()) == ["alice", "j-1", sid]
     assert verdict.values("sub") == ("alice",)
-    # One string object for the three names, not one each.
-    assert [value for value in gc.get_referents(verdict) if isinstance(value, str)] == [verdict.names]
+    # One string object for the three names, not one each; the provider's name is the policy's own object.
+    assert [value for value in gc.get_referents(verdict) if isinstance(value, str)] == [verdict.names,
+                                                                                         verdict.provider]
 
 
 @pytest.mark.parametrize("names", [dict(sub="al ice"), dict(jti="j 1"), dict(sid="s 1")])
