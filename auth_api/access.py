@@ -35,5 +35,5 @@ class AccessTokenChecker:
         else:
             keys, _ = keys_from_jwks(self._keyring.jwks())
         # Keys follow rotation, so a verifier (without a cache) is built per call: logout is rare.
-        verifier = Verifier(keys, VerdictCache(0, 0), self._policy, NoRevocations(), self._clock)
+        verifier = Verifier.single(keys, VerdictCache(0, 0), self._policy, NoRevocations(), self._clock)
         return verifier.verify(token)

@@ -5,6 +5,7 @@ Vendor differences are data (PRESETS), never branches in the checks: a preset on
 fields an entry leaves out.
 """
 
+import asyncio
 import ipaddress
 import re
 import tomllib
@@ -21,10 +22,12 @@ ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "E
 # Each vendor's access tokens as its documentation describes them (docs/providers/*.md cite the pages).
 PRESETS = {
     "generic": {},
-    # Our own auth API: RFC 9068 tokens with a jti in every one.
+    # Our own auth API: RFC 9068 tokens with a jti in every one, and `aud` always one string, so an
+    # array claiming to be ours was not made by it.
     "jwtgate": {
         "accepted_typ": ["at+jwt"],
         "required_claims": ["exp", "iat", "sub", "iss", "aud", "jti"],
+        "exact_audience": True,
     },
     # Keycloak: header typ JWT; the payload's own `typ` is Bearer for access tokens (ID, Refresh otherwise);
     # realm roles under realm_access.roles, client roles under resource_access.<client>.roles.
@@ -122,14 +125,22 @@ def is_loopback_url(url):
 
 
 class ProblemList:
-    """Problems found in provider entries, each named `SETTING: [providers.NAME] field`."""
+    """Problems found in provider entries as (setting, why) pairs for ConfigError.
 
-    def __init__(self, setting):
+    From a file, each names its entry (`[providers.NAME] field: why`); for the one provider of the
+    environment, `fields` maps each field to the variable that set it.
+    """
+
+    def __init__(self, setting, fields=None):
         self.setting = setting
+        self.fields = fields
         self.items = []
 
     def add(self, where, why):
-        self.items.append((self.setting, f"{where}: {why}"))
+        if self.fields is None:
+            self.items.append((self.setting, f"{where}: {why}"))
+        else:
+            self.items.append((self.fields.get(where.rpartition("] ")[2], self.setting), why))
 
 
 def _strings(value, where, problems, *, allow_empty_items=False, pattern=None):
@@ -275,3 +286,28 @@ def load_document(document, problems):
         # The token's iss picks the provider: two with one issuer would make that choice ambiguous.
         problems.add("[providers]", f"issuer {issuer[:80]!r} is configured twice")
     return tuple(providers)
+
+
+class TrustedProviders:
+    """The providers at run time, each with its Policy and key set; keyed by issuer for the Verifier."""
+
+    def __init__(self, entries):
+        # [(name, Policy, keys)]: keys is a StaticKeys, JwksSource or anything with get/len/refresh/run.
+        self._entries = tuple(entries)
+        self.issuers = {policy.issuer: (policy, keys) for _, policy, keys in self._entries}
+
+    def __len__(self):
+        return sum(len(keys) for _, _, keys in self._entries)
+
+    def names(self):
+        return [name for name, _, _ in self._entries]
+
+    def without_keys(self):
+        """Names of the providers holding no key: their tokens are refused until keys arrive."""
+        return [name for name, _, keys in self._entries if not len(keys)]
+
+    async def refresh(self):
+        await asyncio.gather(*(keys.refresh() for _, _, keys in self._entries))
+
+    async def run(self, interval):
+        await asyncio.gather(*(keys.run(interval) for _, _, keys in self._entries))

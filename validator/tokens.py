@@ -83,11 +83,12 @@ class TokenRejected(Exception):
 
 
 class UnknownKey(TokenRejected):
-    """The token names a `kid` we do not hold; a JWKS refetch may help."""
+    """The token names a `kid` its provider's key set lacks; refetching that set may help."""
 
-    def __init__(self, kid):
+    def __init__(self, kid, keys=None):
         super().__init__("unknown_key")
         self.kid = kid
+        self.keys = keys
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -188,6 +189,8 @@ class Policy:
     forward_claims: bool = False
     # The provider's name, kept in each Identity so a location can restrict providers after the cache.
     provider: str = ""
+    # The algorithms this provider's tokens may use (None: whatever its keys are bound to).
+    algorithms: frozenset | None = None
 
 
 def token_digest(token):
@@ -307,7 +310,12 @@ def _check_header(header):
 
 
 def check_type(header, accepted):
-    """RFC 9068 section 2.1: `typ` is at+jwt; `application/` may prefix it (RFC 7515 section 4.1.9)."""
+    """RFC 9068 section 2.1: `typ` is at+jwt; `application/` may prefix it (RFC 7515 section 4.1.9).
+
+    "" in `accepted` admits a header without `typ`, as some providers' access tokens have.
+    """
+    if "typ" not in header and "" in accepted:
+        return
     typ = header.get("typ")
     if not isinstance(typ, str):
         raise TokenRejected("wrong_type")

@@ -217,7 +217,8 @@ def test_a_bound_token_is_refused_while_the_replay_redis_is_down(signer_jwks):
     keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, document), clock=clock)
     asyncio.run(keys.refresh())
     down = RedisReplayCache(f"redis://127.0.0.1:{free_port()}/0")
-    app = create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, replay=down, clock=clock)
+    app = create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                     keys=keys, replay=down, clock=clock)
     token = rs256(signer, claims(clock(), cnf={"jkt": key.thumbprint}))
     url = "https://api.example/api/protected/"
     result = falcon.testing.TestClient(app).simulate_get("/verify", headers={

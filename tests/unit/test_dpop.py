@@ -268,7 +268,7 @@ def client(signer, clock):
 
     keys = JwksSource("http://auth/jwks", fetch=fetch, clock=clock)
     asyncio.run(keys.refresh())
-    settings = Settings(jwks_url="http://auth/jwks", verdict_max_age_seconds=5)
+    settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate", verdict_max_age_seconds=5)
     return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
 
 
@@ -328,7 +328,8 @@ def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(si
     keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     replay = SqliteReplayCache(tmp_path / "replay.db", clock)
-    app = create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, replay=replay, clock=clock)
+    app = create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                     keys=keys, replay=replay, clock=clock)
     token = bound_token(signer, key, clock)
     bound = {**ORIGINAL, "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", URL, token, iat=int(clock()))}
     plain = {"Authorization": f"Bearer {rs256(signer, claims(clock()))}"}
@@ -407,7 +408,7 @@ def test_only_our_own_nonces_pass(clock):
 
 
 def test_the_key_file_gives_every_worker_the_same_nonces(tmp_path, clock):
-    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30,
+    settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate", dpop_nonce_seconds=30,
                         dpop_nonce_key_file=str(tmp_path / "data" / "dpop-nonce.key"))
     first, second = make_nonces(settings, clock), make_nonces(settings, clock)
     assert first.current() == second.current()
@@ -422,7 +423,8 @@ def nonce_client(signer, clock):
     keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
-    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET)
+    settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                        dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET)
     return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
 
 

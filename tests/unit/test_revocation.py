@@ -14,9 +14,12 @@ from tests.minting import RsaSigner, claims, rs256
 from validator.app import create_app
 from validator.config import Settings
 from validator.keys import JwksSource
+from validator.providers import TrustedProviders
 from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
-from validator.tokens import Identity
+from validator.tokens import Identity, Policy
+
+POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0)
 
 pytestmark = pytest.mark.unit
 
@@ -119,7 +122,7 @@ def test_readyz_follows_the_keys_and_the_revocation_feed(store):
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(RsaSigner()))
     # The resource alone: the app's start-up would load the keys and read the feed first.
     app = falcon.asgi.App()
-    app.add_route("/readyz", Ready(keys, feed))
+    app.add_route("/readyz", Ready(TrustedProviders([("default", POLICY, keys)]), feed))
     client = falcon.testing.TestClient(app)
 
     def ready():
@@ -131,11 +134,13 @@ def test_readyz_follows_the_keys_and_the_revocation_feed(store):
     assert ready() == (503, ["revocations_stale"])
     asyncio.run(feed.sync())
     assert ready() == (200, [])
-    assert client.simulate_get("/readyz").json == {"status": "ready", "keys": 1, "problems": []}
+    assert client.simulate_get("/readyz").json == {"status": "ready", "keys": 1, "problems": [],
+                                                    "providers_without_keys": []}
     monotonic.tick(31)
     assert ready() == (503, ["revocations_stale"])
     # The app serves it beside /healthz, and is ready once started.
-    started = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys))
+    started = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                                                   keys=keys))
     assert started.simulate_get("/readyz").status_code == 200
 
 
@@ -155,7 +160,8 @@ def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))
     feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30)
     client = falcon.testing.TestClient(
-        create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, revocations=feed, clock=wall))
+        create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"), keys=keys, revocations=feed,
+                   clock=wall))
     token_claims = claims(wall(), sid="session-1")
     token = rs256(signer, token_claims)
     sibling = rs256(signer, claims(wall(), sid="session-1"))
@@ -174,7 +180,8 @@ def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
 def test_sid_claim_must_be_header_safe():
     signer = RsaSigner()
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))
-    client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys))
+    client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                                                  keys=keys))
     for sid in (7, "", "a\nb", ["s"]):
         token = rs256(signer, claims(time.time(), sid=sid))
         result = client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
@@ -182,8 +189,8 @@ def test_sid_claim_must_be_header_safe():
 
 
 def test_revocation_settings_from_env(tmp_path):
-    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks", "JWTGATE_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", "JWTGATE_DATA_DIR": str(tmp_path)})
     assert settings.revocation_db == str(tmp_path / "revocations.db")
-    assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks",
+    assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks",
                               "VALIDATOR_REVOCATION_DB": "none"}).revocation_db is None
 

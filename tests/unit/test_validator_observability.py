@@ -37,7 +37,8 @@ def client(signer, clock):
     document = json.dumps({"keys": [signer.jwk]}).encode()
     keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, document), clock=clock)
     asyncio.run(keys.refresh())
-    return falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, clock=clock))
+    return falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                                                keys=keys, clock=clock))
 
 
 def verify(client, token):

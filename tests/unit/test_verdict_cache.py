@@ -40,7 +40,8 @@ def _hs256(now, **overrides):
 
 
 def _client(clock, **settings):
-    app = create_app(Settings(hs256_secret=SECRET, **settings), keys=StaticKeys(SECRET, ""), clock=clock)
+    app = create_app(Settings(hs256_secret=SECRET, provider_preset="jwtgate",
+                              **settings), keys=StaticKeys(SECRET, ""), clock=clock)
     return falcon.testing.TestClient(app)
 
 
@@ -76,7 +77,7 @@ def test_refusals_and_the_default_say_no_store():
 
 
 def test_setting_defaults_to_off_and_is_bounded():
-    base = {"VALIDATOR_JWKS_URL": "http://auth/jwks"}
+    base = {"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks"}
     assert Settings.from_env(base).verdict_max_age_seconds == 0
     assert Settings.from_env({**base, "VALIDATOR_VERDICT_MAX_AGE_SECONDS": "3"}).verdict_max_age_seconds == 3
     with pytest.raises(ConfigError, match="VALIDATOR_VERDICT_MAX_AGE_SECONDS"):

@@ -87,7 +87,7 @@ def test_verdicts_share_equal_role_lists_and_timestamps():
 def test_the_verifier_stores_verdicts_that_share_values():
     clock = FakeClock()
     cache = VerdictCache(100, 300, timer=clock)
-    verifier = Verifier(StaticKeys(SECRET), cache, POLICY, NoRevocations(), clock)
+    verifier = Verifier.single(StaticKeys(SECRET), cache, POLICY, NoRevocations(), clock)
     tokens = [hs256(SECRET, claims(clock(), sub=f"user-{number}")) for number in range(3)]
     first, second, third = (verifier.verify(token) for token in tokens)
     assert first.roles is second.roles is third.roles and first.scopes is third.scopes
