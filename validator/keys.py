@@ -1,4 +1,4 @@
-"""The keys we verify with: a JWKS fetched from the auth API, or one shared HS256 secret."""
+"""The keys we verify with: a provider's JWKS (at a URL, or found by discovery), or one shared HS256 secret."""
 
 import asyncio
 import base64
@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 from jose import jwk
 
+from jwtgate.algorithms import EC_ALGORITHMS, OKP_ALGORITHMS, RSA_ALGORITHMS, construct
 from jwtgate.loopback import http_get
 
 log = logging.getLogger(__name__)
 
 _KID = re.compile(r"[\x21-\x7e]{1,128}")
-_RSA_ALGS = frozenset({"RS256", "RS384", "RS512"})
-_EC_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MIN_RSA_BITS = 2048
 
@@ -35,8 +34,13 @@ def _rsa_bits(modulus):
     return int.from_bytes(base64.urlsafe_b64decode(padded), "big").bit_length()
 
 
-def key_from_jwk(member):
-    """Build a VerificationKey from one JWKS member; raise ValueError saying why it is unusable."""
+def key_from_jwk(member, default_alg=None):
+    """Build a VerificationKey from one JWKS member; raise ValueError saying why it is unusable.
+
+    An RSA key without `alg` verifies `default_alg`, RS256 unless given: RS256 and PS256 keys look
+    the same, so a provider that publishes RSA keys without `alg` and signs PS* needs its algorithm
+    configured. `x5c`, `x5t` and `x5t#S256` members are tolerated and never used.
+    """
     if not isinstance(member, dict):
         raise ValueError("member is not an object")
     kid = member.get("kid")
@@ -49,22 +53,23 @@ def key_from_jwk(member):
         raise ValueError(f"key {kid} is not a signature key")
     kty, alg = member.get("kty"), member.get("alg")
     if kty == "RSA":
-        alg = alg or "RS256"
-        if alg not in _RSA_ALGS:
+        alg = alg or default_alg or "RS256"
+        if alg not in RSA_ALGORITHMS:
             raise ValueError(f"key {kid} has unsupported alg")
         if not isinstance(member.get("n"), str) or _rsa_bits(member["n"]) < _MIN_RSA_BITS:
             raise ValueError(f"key {kid} is shorter than {_MIN_RSA_BITS} bits")
-    elif kty == "EC":
-        expected = _EC_ALGS.get(member.get("crv"))
+    elif kty in ("EC", "OKP"):
+        # The curve decides the algorithm (RFC 7518 section 3.4, RFC 8037 section 3.1).
+        expected = (EC_ALGORITHMS if kty == "EC" else OKP_ALGORITHMS).get(member.get("crv"))
         if expected is None or alg not in (None, expected):
             raise ValueError(f"key {kid} has unsupported curve or alg")
         alg = expected
     else:
         raise ValueError(f"key {kid} has unsupported kty")
-    return VerificationKey(kid=kid, alg=alg, key=jwk.construct(member, alg))
+    return VerificationKey(kid=kid, alg=alg, key=construct(member, alg))
 
 
-def keys_from_jwks(document):
+def keys_from_jwks(document, default_alg=None):
     """Parse a JWKS document; return ({kid: VerificationKey}, [problem, ...])."""
     members = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(members, list):
@@ -72,7 +77,7 @@ def keys_from_jwks(document):
     keys, problems = {}, []
     for member in members:
         try:
-            key = key_from_jwk(member)
+            key = key_from_jwk(member, default_alg)
         except Exception as error:
             problems.append(str(error) if isinstance(error, ValueError) else type(error).__name__)
             continue

@@ -201,6 +201,23 @@ def test_header_members_we_do_not_understand_are_refused(client, signer, clock, 
     assert_denied(verify(client, token), "unsupported_header")
 
 
+def test_certificate_thumbprints_in_the_header_are_accepted_as_information(client, signer, clock):
+    # RFC 7515 sections 4.1.7-4.1.8, as Entra ID sends them: never used to pick a key.
+    thumbprints = {"x5t": "A" * 27, "x5t#S256": "B" * 43}
+    assert verify(client, rs256(signer, claims(clock()), header(signer, **thumbprints))).status_code == 200
+    assert_denied(verify(client, rs256(signer, claims(clock()), header(signer, kid=None, **thumbprints))),
+                  "unknown_key")
+
+
+@pytest.mark.parametrize("member, value", [
+    ("x5t", "A" * 26), ("x5t", "A" * 28), ("x5t", "A" * 26 + "="), ("x5t", 7), ("x5t", {"a": 1}),
+    ("x5t#S256", "B" * 42), ("x5t#S256", "B" * 42 + "+"), ("x5t#S256", ["B" * 43]),
+])
+def test_certificate_thumbprints_of_the_wrong_shape_are_refused(client, signer, clock, member, value):
+    token = rs256(signer, claims(clock()), header(signer, **{member: value}))
+    assert_denied(verify(client, token), "unsupported_header")
+
+
 def test_a_header_seen_before_still_needs_valid_claims_and_signature(client, signer, clock):
     token = rs256(signer, claims(clock()))
     assert verify(client, token).status_code == 200
