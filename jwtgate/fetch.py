@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 _CHUNK = 64 * 1024
 _LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
 _LOOPBACK_V6 = ipaddress.ip_address("::1")
-_MAX_AGE = re.compile(r'max-age\s*=\s*"?(\d{1,10})"?', re.IGNORECASE)
+_MAX_AGE = re.compile(r'(?:^|,)\s*max-age\s*=\s*"?(\d{1,10})"?\s*(?:$|,)', re.IGNORECASE)
 _NO_REUSE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:$|,|=)", re.IGNORECASE)
 
 
@@ -34,15 +34,15 @@ class FetchError(OSError):
 
 @dataclass(frozen=True)
 class Response:
-    """A response to a GET: status, headers (case-insensitive get()) and the whole body."""
+    """A response to a GET: status, headers (lower-case names, repeated fields joined by ", ") and the body."""
 
     status: int
-    headers: http.client.HTTPMessage
+    headers: dict
     body: bytes
 
     def max_age(self):
         """Seconds the body may be reused (RFC 9111 section 5.2.2.1 max-age; 0 for no-store or no-cache), or None."""
-        directives = ", ".join(self.headers.get_all("Cache-Control") or ())
+        directives = self.headers.get("cache-control", "")
         if _NO_REUSE.search(directives):
             return 0
         match = _MAX_AGE.search(directives)
@@ -174,6 +174,15 @@ def _reason(error):
     return type(error).__name__
 
 
+def _fields(message):
+    """Header fields by lower-case name; repeated fields joined as RFC 9110 section 5.3 allows."""
+    fields = {}
+    for name, value in message.items():
+        name = name.lower()
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
+    return fields
+
+
 def _remaining(deadline, what):
     left = deadline - time.monotonic()
     if left <= 0:
@@ -215,7 +224,7 @@ def get(url, *, unix_socket=None, timeout=DEFAULT_TIMEOUT_SECONDS, ca_file=None,
             if len(body) > max_bytes:
                 raise FetchError(f"{what}: response larger than {max_bytes} bytes")
             sock.settimeout(_remaining(deadline, what))
-        return Response(response.status, response.headers, bytes(body))
+        return Response(response.status, _fields(response.headers), bytes(body))
     except FetchError:
         raise
     except TimeoutError as error:

@@ -16,7 +16,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from jwtgate.loopback import http_get
+from jwtgate import fetch as fetching
 from jwtgate.metrics import exposition
 from validator.tokens import REASONS
 
@@ -127,22 +127,22 @@ def _is_key_set(body):
 class JwksFetchObserver:
     """Wraps JwksSource's fetch: counts failed fetches and remembers when a key set last arrived."""
 
-    def __init__(self, fetch=http_get, clock=time.monotonic):
+    def __init__(self, fetch=fetching.get, clock=time.monotonic):
         self._fetch = fetch
         self._clock = clock
         self.loaded_at = None
 
     def __call__(self, url, *, unix_socket=None, timeout=None):
         try:
-            status, body = self._fetch(url, unix_socket=unix_socket, timeout=timeout)
+            response = self._fetch(url, unix_socket=unix_socket, timeout=timeout)
         except Exception:
             JWKS_FETCH_FAILURES.inc()
             raise
-        if status == 200 and _is_key_set(body):
+        if response.status == 200 and _is_key_set(response.body):
             self.loaded_at = self._clock()
         else:
             JWKS_FETCH_FAILURES.inc()
-        return status, body
+        return response
 
     def age(self):
         """Seconds since the last good fetch, or None before the first."""

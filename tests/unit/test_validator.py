@@ -7,6 +7,7 @@ import json
 import falcon.testing
 import pytest
 
+from jwtgate.fetch import Response
 from tests.fakes import FakeClock
 from tests.minting import AUDIENCE, RsaSigner, b64, claims, header, hs256, rs256, unsigned
 from validator.app import create_app
@@ -33,7 +34,7 @@ class FakeJwksServer:
         self.fetches += 1
         if self.fail:
             raise OSError("connection refused")
-        return 200, json.dumps(self.document).encode()
+        return Response(200, {}, json.dumps(self.document).encode())
 
 
 @pytest.fixture(scope="module")
