@@ -9,6 +9,7 @@ values every second and before each scrape (so a scrape may miss another worker'
 import asyncio
 import bisect
 import collections
+import functools
 import json
 import logging
 import math
@@ -127,7 +128,9 @@ def _is_key_set(body):
 class JwksFetchObserver:
     """Wraps JwksSource's fetch: counts failed fetches and remembers when a key set last arrived."""
 
-    def __init__(self, fetch=fetching.get, clock=time.monotonic):
+    # VALIDATOR_JWKS_URL may name the auth API over plain http:// on a private network (docker-compose.yml,
+    # examples/kubernetes): the operator chose it, so jwtgate.fetch's loopback-only rule is lifted here.
+    def __init__(self, fetch=functools.partial(fetching.get, allow_http=True), clock=time.monotonic):
         self._fetch = fetch
         self._clock = clock
         self.loaded_at = None
