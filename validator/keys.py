@@ -93,8 +93,6 @@ def keys_from_jwks(document, default_alg=None):
 class StaticKeys:
     """One HS256 shared secret: nothing to fetch, nothing to mix with public keys."""
 
-    last_success = 0.0
-
     def __init__(self, secret, kid=""):
         self._keys = {kid: VerificationKey(kid=kid, alg="HS256", key=jwk.construct(secret, "HS256"))}
 
@@ -130,7 +128,7 @@ class JwksSource:
                  refresh_bounds=None, max_staleness=None, default_alg=None, allow_http=False, clock=time.monotonic,
                  fetch=fetching.get):
         if (url is None) == (issuer is None):
-            raise ValueError("a JWKS URL or an issuer to discover it from, not both")
+            raise ValueError("JwksSource needs a JWKS URL or an issuer to discover it from (one, not both)")
         self._url = url
         self._issuer = issuer
         self._discovery = discovery
@@ -208,7 +206,8 @@ class JwksSource:
             due = min(due, self._discovered + self._period(self._discovery_max_age, interval))
         return max(0.0, due - self._clock())
 
-    def _discovery_due(self, interval):
+    def discovery_due(self, interval):
+        """True when run() should fetch the metadata again before the JWKS (never without an issuer)."""
         if self._issuer is None:
             return False
         return self._discovered is None or \
@@ -218,7 +217,7 @@ class JwksSource:
         """Refetch whenever refresh_delay() says, so new keys are known before tokens use them and removed ones go."""
         while True:
             await asyncio.sleep(self.refresh_delay(interval))
-            await self.refresh(force=True, rediscover=self._discovery_due(interval))
+            await self.refresh(force=True, rediscover=self.discovery_due(interval))
 
     def _period(self, max_age, interval):
         if max_age is None or self._refresh_bounds is None:

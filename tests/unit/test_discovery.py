@@ -126,6 +126,8 @@ class FakeProvider:
         self.signer = signer
         self.fetched = []
         self.down = False
+        self.discovery_down = False
+        self.jwks_answer = None
         self.jwks_uri = JWKS_URI
         self.jwks_max_age = jwks_max_age
         self.discovery_max_age = discovery_max_age
@@ -135,8 +137,12 @@ class FakeProvider:
         if self.down:
             raise FetchError(f"{url}: Connection refused")
         if url == metadata_url(ISSUER):
+            if self.discovery_down:
+                raise FetchError(f"{url}: Connection refused")
             return Response(200, self._cache(self.discovery_max_age), document(jwks_uri=self.jwks_uri))
         if url == self.jwks_uri:
+            if self.jwks_answer is not None:
+                return self.jwks_answer
             return Response(200, self._cache(self.jwks_max_age), json.dumps(self.signer.jwks()).encode())
         return Response(404, {}, b"")
 
@@ -193,8 +199,8 @@ def test_discovery_is_refreshed_on_its_own_lifetime_and_a_new_jwks_uri_followed(
     assert keys.refresh_delay(120) == 600
     provider.jwks_uri = "https://keys.idp.example/v2/certs"
     clock.tick(600)
-    assert keys._discovery_due(120)
-    asyncio.run(keys.refresh(force=True, rediscover=keys._discovery_due(120)))
+    assert keys.discovery_due(120)
+    asyncio.run(keys.refresh(force=True, rediscover=keys.discovery_due(120)))
     assert provider.fetched[-2:] == [metadata_url(ISSUER), "https://keys.idp.example/v2/certs"]
     assert keys.jwks_uri == "https://keys.idp.example/v2/certs" and keys.get("k1") is not None
 
@@ -222,7 +228,7 @@ def test_the_last_good_keys_are_kept_while_the_provider_is_down_with_backoff(sig
     delays = []
     for _ in range(8):
         clock.tick(keys.refresh_delay(120))
-        asyncio.run(keys.refresh(force=True, rediscover=keys._discovery_due(120)))
+        asyncio.run(keys.refresh(force=True, rediscover=keys.discovery_due(120)))
         delays.append(keys.refresh_delay(120))
     assert delays == [5, 10, 20, 40, 80, 160, 300, 300]
     assert keys.get("k1") is not None and len(keys) == 1
@@ -262,7 +268,7 @@ def test_an_error_page_keeps_the_last_good_keys(signer, clock, answer):
     provider = FakeProvider(signer)
     keys = JwksSource(JWKS_URI, fetch=provider, clock=clock)
     asyncio.run(keys.refresh())
-    keys._fetch = lambda url, **_: answer
+    provider.jwks_answer = answer
     asyncio.run(keys.refresh(force=True))
     assert keys.get("k1") is not None and keys.last_success == clock()
     clock.tick(1)
@@ -273,17 +279,10 @@ def test_discovery_down_keeps_the_jwks_uri_found_before(signer, clock):
     provider = FakeProvider(signer)
     keys = JwksSource(issuer=ISSUER, fetch=provider, clock=clock)
     asyncio.run(keys.refresh())
-    provider.jwks_uri = "https://moved.example/certs"
-    provider.fetched.clear()
-
-    def discovery_down(url, **kwargs):
-        if url == metadata_url(ISSUER):
-            raise FetchError("refused")
-        return FakeProvider(signer)(url, **kwargs)
-
-    keys._fetch = discovery_down
+    provider.discovery_down = True
     clock.tick(120)
     asyncio.run(keys.refresh(force=True, rediscover=True))
+    assert provider.fetched[-2:] == [metadata_url(ISSUER), JWKS_URI]
     assert keys.jwks_uri == JWKS_URI and keys.last_success == clock()
 
 
