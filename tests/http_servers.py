@@ -169,6 +169,13 @@ class CountingProxy:
             threading.Thread(target=self._handle, args=(client,), daemon=True).start()
 
     def _handle(self, client):
+        try:
+            self._relay(client)
+        except OSError:
+            # A client that gives up mid-tunnel (a refused certificate) resets the connection: nothing to count.
+            pass
+
+    def _relay(self, client):
         with client:
             client.settimeout(5)
             head = b""
