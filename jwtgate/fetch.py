@@ -9,6 +9,7 @@ configuration change, not something to follow. The size and the whole exchange's
 
 import base64
 import http.client
+import io
 import ipaddress
 import os
 import re
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 
 DEFAULT_MAX_BYTES = 512 * 1024
 DEFAULT_TIMEOUT_SECONDS = 5.0
-_CHUNK = 64 * 1024
 _LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
 _LOOPBACK_V6 = ipaddress.ip_address("::1")
 _MAX_AGE = re.compile(r'(?:^|,)\s*max-age\s*=\s*"?(\d{1,10})"?\s*(?:$|,)', re.IGNORECASE)
@@ -190,12 +190,52 @@ def _remaining(deadline, what):
     return left
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reading side where every recv gets only what is left of the exchange's time."""
+
+    def __init__(self, sock, deadline, what):
+        super().__init__()
+        self._sock, self._deadline, self._what = sock, deadline, what
+        # The socket's own reader, which keeps it open until this one closes, as http.client expects.
+        self._raw = sock.makefile("rb", buffering=0)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        self._sock.settimeout(_remaining(self._deadline, self._what))
+        return self._raw.readinto(buffer)
+
+    def close(self):
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What http.client needs of a connected socket (sendall, makefile, close), within one deadline: a server
+    trickling its status line, header fields or body a byte at a time cannot stretch the exchange."""
+
+    def __init__(self, sock, deadline, what):
+        self._sock, self._deadline, self._what = sock, deadline, what
+
+    def sendall(self, data):
+        self._sock.settimeout(_remaining(self._deadline, self._what))
+        self._sock.sendall(data)
+
+    def makefile(self, mode):
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline, self._what))
+
+    def close(self):
+        self._sock.close()
+
+
 def get(url, *, unix_socket=None, timeout=DEFAULT_TIMEOUT_SECONDS, ca_file=None, allow_http=False,
         max_bytes=DEFAULT_MAX_BYTES, environ=None):
     """GET url (over unix_socket when given) and return a Response; raise FetchError.
 
     FetchError: a refused URL, a connection, proxy or TLS failure, a redirect, a body over
-    `max_bytes`, or more than `timeout` seconds spent (connecting, then the whole response). Any
+    `max_bytes`, or the time running out: nothing is sent or read more than `timeout` seconds after
+    the call began (connecting, TCP, a proxy's CONNECT and TLS, takes at most `timeout` a step). Any
     other status is the caller's to judge. `environ` (os.environ by default) holds the proxy settings.
     """
     what = describe(url)
@@ -205,10 +245,9 @@ def get(url, *, unix_socket=None, timeout=DEFAULT_TIMEOUT_SECONDS, ca_file=None,
     connection, target, proxy_headers = _connection(parts, target, unix_socket, timeout, ca_file,
                                                     os.environ if environ is None else environ)
     try:
+        # Connecting (TCP, a proxy's CONNECT, TLS) takes `timeout` at most per step; then the deadline holds.
         connection.connect()
-        # Our own reference: http.client hands the socket over to a response that ends by closing.
-        sock = connection.sock
-        sock.settimeout(_remaining(deadline, what))
+        connection.sock = _DeadlineSocket(connection.sock, deadline, what)
         connection.request("GET", target, headers={"Host": parts.netloc or "localhost", "Accept": "application/json",
                                                    **proxy_headers})
         response = connection.getresponse()
@@ -217,14 +256,10 @@ def get(url, *, unix_socket=None, timeout=DEFAULT_TIMEOUT_SECONDS, ca_file=None,
         length = response.getheader("Content-Length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
             raise FetchError(f"{what}: response larger than {max_bytes} bytes")
-        body = bytearray()
-        # One read at a time, each within what is left of the time: a server trickling bytes cannot stretch it.
-        while chunk := response.read1(_CHUNK):
-            body += chunk
-            if len(body) > max_bytes:
-                raise FetchError(f"{what}: response larger than {max_bytes} bytes")
-            sock.settimeout(_remaining(deadline, what))
-        return Response(response.status, _fields(response.headers), bytes(body))
+        body = response.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise FetchError(f"{what}: response larger than {max_bytes} bytes")
+        return Response(response.status, _fields(response.headers), body)
     except FetchError:
         raise
     except TimeoutError as error:

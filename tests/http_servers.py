@@ -18,16 +18,18 @@ from cryptography.x509.oid import NameOID
 
 
 class Route:
-    """One canned answer: status, headers and body (ended by its length or by closing), sent after `delay`
-    seconds, in `trickle`-second drips."""
+    """One canned answer: status, headers and body (ended by its length or by closing), or `raw` bytes, sent
+    after `delay` seconds, in `trickle`-second drips."""
 
-    def __init__(self, body=b"", status=200, headers=(), delay=0.0, trickle=None, length=True):
+    def __init__(self, body=b"", status=200, headers=(), delay=0.0, trickle=None, length=True, raw=None):
         self.body = body.encode() if isinstance(body, str) else body
         self.status = status
         self.headers = dict(headers)
         self.delay = delay
         self.trickle = trickle
         self.length = length
+        # The whole response as bytes, status line and header fields included, trickled like a body.
+        self.raw = raw
 
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -49,6 +51,10 @@ class LocalServer:
                 server.requests.append((self.path, dict(self.headers)))
                 route = server.routes.get(self.path, Route(b"not found", status=404))
                 time.sleep(route.delay)
+                if route.raw is not None:
+                    self.close_connection = True
+                    self._trickle(route.raw, route.trickle)
+                    return
                 self.send_response(route.status)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
@@ -57,13 +63,16 @@ class LocalServer:
                 else:
                     self.close_connection = True
                 self.end_headers()
-                if route.trickle is None:
-                    self.wfile.write(route.body)
+                self._trickle(route.body, route.trickle)
+
+            def _trickle(self, data, seconds):
+                if seconds is None:
+                    self.wfile.write(data)
                     return
-                for index in range(len(route.body)):
-                    self.wfile.write(route.body[index:index + 1])
+                for index in range(len(data)):
+                    self.wfile.write(data[index:index + 1])
                     self.wfile.flush()
-                    time.sleep(route.trickle)
+                    time.sleep(seconds)
 
             def log_message(self, *args):
                 pass

@@ -81,8 +81,11 @@ def test_an_oversized_body_without_content_length_is_refused_while_reading(plain
         fetch.get(f"{plain.url}/big", max_bytes=299_999, environ=NO_PROXY)
 
 
-@pytest.mark.parametrize("route", [Route(JWKS, delay=2.0), Route(b"x" * 40, trickle=0.1)],
-                         ids=["silent", "trickling"])
+@pytest.mark.parametrize("route", [
+    Route(JWKS, delay=2.0),
+    Route(b"x" * 40, trickle=0.1),
+    Route(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: " + b"x" * 30 + b"\r\n\r\n{}", trickle=0.1),
+], ids=["silent", "trickling-body", "trickling-header"])
 def test_a_slow_server_times_out_within_the_whole_timeout(plain, route):
     plain.routes["/slow"] = route
     started = time.monotonic()
