@@ -9,6 +9,7 @@ values every second and before each scrape (so a scrape may miss another worker'
 import asyncio
 import bisect
 import collections
+import functools
 import json
 import logging
 import math
@@ -16,7 +17,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from jwtgate.loopback import http_get
+from jwtgate import fetch as fetching
 from jwtgate.metrics import exposition
 from validator.tokens import REASONS
 
@@ -127,22 +128,24 @@ def _is_key_set(body):
 class JwksFetchObserver:
     """Wraps JwksSource's fetch: counts failed fetches and remembers when a key set last arrived."""
 
-    def __init__(self, fetch=http_get, clock=time.monotonic):
+    # VALIDATOR_JWKS_URL may name the auth API over plain http:// on a private network (docker-compose.yml,
+    # examples/kubernetes): the operator chose it, so jwtgate.fetch's loopback-only rule is lifted here.
+    def __init__(self, fetch=functools.partial(fetching.get, allow_http=True), clock=time.monotonic):
         self._fetch = fetch
         self._clock = clock
         self.loaded_at = None
 
     def __call__(self, url, *, unix_socket=None, timeout=None):
         try:
-            status, body = self._fetch(url, unix_socket=unix_socket, timeout=timeout)
+            response = self._fetch(url, unix_socket=unix_socket, timeout=timeout)
         except Exception:
             JWKS_FETCH_FAILURES.inc()
             raise
-        if status == 200 and _is_key_set(body):
+        if response.status == 200 and _is_key_set(response.body):
             self.loaded_at = self._clock()
         else:
             JWKS_FETCH_FAILURES.inc()
-        return status, body
+        return response
 
     def age(self):
         """Seconds since the last good fetch, or None before the first."""

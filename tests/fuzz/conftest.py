@@ -12,6 +12,7 @@ import falcon.testing
 import pytest
 from hypothesis import HealthCheck, settings
 
+from jwtgate.fetch import Response
 from tests.fakes import FakeClock
 from tests.minting import RsaSigner
 from validator.app import create_app
@@ -40,7 +41,7 @@ class FakeJwksServer:
 
     def __call__(self, url, *, unix_socket=None, timeout=None):
         self.fetches += 1
-        return 200, json.dumps(self.document).encode()
+        return Response(200, {}, json.dumps(self.document).encode())
 
 
 class Validator:

@@ -11,6 +11,7 @@ import time
 import falcon.testing
 import pytest
 
+from jwtgate.fetch import Response
 from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
 from tests.fakes import FakeClock
@@ -264,7 +265,7 @@ def signer():
 @pytest.fixture
 def client(signer, clock):
     def fetch(url, *, unix_socket=None, timeout=None):
-        return 200, json.dumps(signer.jwks()).encode()
+        return Response(200, {}, json.dumps(signer.jwks()).encode())
 
     keys = JwksSource("http://auth/jwks", fetch=fetch, clock=clock)
     asyncio.run(keys.refresh())
@@ -325,7 +326,7 @@ def test_bound_token_as_bearer_or_without_proof_is_refused(client, signer, key, 
 
 
 def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(signer, key, clock, tmp_path):
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     replay = SqliteReplayCache(tmp_path / "replay.db", clock)
     app = create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
@@ -420,7 +421,7 @@ def test_the_key_file_gives_every_worker_the_same_nonces(tmp_path, clock):
 
 @pytest.fixture
 def nonce_client(signer, clock):
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
     settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",

@@ -8,6 +8,7 @@ import falcon.asgi
 import falcon.testing
 import pytest
 
+from jwtgate.fetch import Response
 from jwtgate.revocation import Revocation, SqliteRevocationStore
 from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256
@@ -149,7 +150,7 @@ class _Jwks:
         self.signer = signer
 
     def __call__(self, url, *, unix_socket=None, timeout=None):
-        return 200, json.dumps(self.signer.jwks()).encode()
+        return Response(200, {}, json.dumps(self.signer.jwks()).encode())
 
 
 def test_verify_refuses_a_cached_token_once_revoked(tmp_path):

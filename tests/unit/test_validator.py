@@ -7,6 +7,7 @@ import json
 import falcon.testing
 import pytest
 
+from jwtgate.fetch import Response
 from tests.fakes import FakeClock
 from tests.minting import AUDIENCE, RsaSigner, b64, claims, header, hs256, rs256, unsigned
 from validator.app import create_app
@@ -33,7 +34,7 @@ class FakeJwksServer:
         self.fetches += 1
         if self.fail:
             raise OSError("connection refused")
-        return 200, json.dumps(self.document).encode()
+        return Response(200, {}, json.dumps(self.document).encode())
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +198,23 @@ def test_alg_of_odd_json_type_is_refused(client, signer, clock, alg):
     ("cty", "JWT"),
 ])
 def test_header_members_we_do_not_understand_are_refused(client, signer, clock, member, value):
+    token = rs256(signer, claims(clock()), header(signer, **{member: value}))
+    assert_denied(verify(client, token), "unsupported_header")
+
+
+def test_certificate_thumbprints_in_the_header_are_accepted_as_information(client, signer, clock):
+    # RFC 7515 sections 4.1.7-4.1.8, as Entra ID sends them: never used to pick a key.
+    thumbprints = {"x5t": "A" * 27, "x5t#S256": "B" * 43}
+    assert verify(client, rs256(signer, claims(clock()), header(signer, **thumbprints))).status_code == 200
+    assert_denied(verify(client, rs256(signer, claims(clock()), header(signer, kid=None, **thumbprints))),
+                  "unknown_key")
+
+
+@pytest.mark.parametrize("member, value", [
+    ("x5t", "A" * 26), ("x5t", "A" * 28), ("x5t", "A" * 26 + "="), ("x5t", 7), ("x5t", {"a": 1}),
+    ("x5t#S256", "B" * 42), ("x5t#S256", "B" * 42 + "+"), ("x5t#S256", ["B" * 43]),
+])
+def test_certificate_thumbprints_of_the_wrong_shape_are_refused(client, signer, clock, member, value):
     token = rs256(signer, claims(clock()), header(signer, **{member: value}))
     assert_denied(verify(client, token), "unsupported_header")
 
