@@ -1,6 +1,7 @@
 """The validator's ASGI application factory."""
 
 import asyncio
+import functools
 import logging.config
 import os
 import time
@@ -51,15 +52,22 @@ class _Background:
 
 
 def make_keys(settings, provider):
-    """The key source of one provider: one HS256 secret (the environment's provider only) or its JWKS."""
+    """The key source of one provider: one HS256 secret (the environment's provider only), its JWKS URL,
+    or the jwks_uri its issuer's metadata names (OpenID Connect Discovery, else RFC 8414)."""
     if settings.hs256_secret is not None and not settings.providers:
         return StaticKeys(settings.hs256_secret, settings.hs256_kid)
+    fetch = functools.partial(metrics.jwks_fetch, ca_file=provider.ca_file, allow_http=provider.allow_http)
+    source = {"url": provider.jwks_uri} if provider.jwks_uri else {"issuer": provider.issuer,
+                                                                     "discovery": provider.discovery_kind}
     return JwksSource(
-        provider.jwks_uri,
+        **source,
         unix_socket=settings.jwks_socket if not settings.providers else None,
         timeout=settings.jwks_timeout_seconds,
         min_interval=settings.jwks_min_refresh_seconds,
-        fetch=metrics.jwks_fetch,
+        refresh_bounds=(settings.jwks_min_refresh_seconds, settings.jwks_refresh_seconds),
+        max_staleness=settings.jwks_max_staleness_seconds or None,
+        allow_http=provider.allow_http,
+        fetch=fetch,
     )
 
 

@@ -49,6 +49,8 @@ class Settings:
     jwks_min_refresh_seconds: int = 5
     jwks_timeout_seconds: int = 2
     jwks_refresh_seconds: int = 60
+    # How long a provider's last good key set is used while its JWKS cannot be fetched (0: for ever).
+    jwks_max_staleness_seconds: int = 86_400
     revocation_db: str | None = None
     revocation_poll_ms: int = 200
     revocation_max_staleness_seconds: int = 30
@@ -134,6 +136,8 @@ class Settings:
             jwks_min_refresh_seconds=env.integer("JWKS_MIN_REFRESH_SECONDS", 5, minimum=1, maximum=3600),
             jwks_timeout_seconds=env.integer("JWKS_TIMEOUT_SECONDS", 2, minimum=1, maximum=30),
             jwks_refresh_seconds=env.integer("JWKS_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
+            jwks_max_staleness_seconds=env.integer("JWKS_MAX_STALENESS_SECONDS", 86_400, minimum=0,
+                                                   maximum=30 * 86_400),
             revocation_db=None if revocation_db.lower() == "none" else revocation_db,
             revocation_poll_ms=env.integer("REVOCATION_POLL_MS", 200, minimum=20, maximum=5000),
             revocation_max_staleness_seconds=env.integer("REVOCATION_MAX_STALENESS_SECONDS", 30, minimum=1,

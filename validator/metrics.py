@@ -9,7 +9,6 @@ values every second and before each scrape (so a scrape may miss another worker'
 import asyncio
 import bisect
 import collections
-import functools
 import json
 import logging
 import math
@@ -38,7 +37,7 @@ JWKS_AGE = Gauge("validator_jwks_age_seconds",
                  "Seconds since a worker last loaded the JWKS; the oldest live worker's.",
                  multiprocess_mode="livemax")
 JWKS_FETCH_FAILURES = Counter("validator_jwks_fetch_failures_total",
-                              "JWKS fetches that failed (unreachable, not 200, not a key set).")
+                              "Key-set and discovery fetches that failed (unreachable, not 200, neither document).")
 JWKS_KEYS = Gauge("validator_jwks_keys", "Verification keys held; the fewest of any live worker.",
                   multiprocess_mode="livemin")
 
@@ -117,33 +116,38 @@ class CountedCache:
         return len(self._cache)
 
 
-def _is_key_set(body):
+def _document_kind(body):
+    """"keys" for a key set, "metadata" for discovery metadata naming a jwks_uri, else None."""
     try:
         document = json.loads(body)
     except ValueError:
-        return False
-    return isinstance(document, dict) and isinstance(document.get("keys"), list)
+        return None
+    if not isinstance(document, dict):
+        return None
+    if isinstance(document.get("keys"), list):
+        return "keys"
+    return "metadata" if isinstance(document.get("jwks_uri"), str) else None
 
 
 class JwksFetchObserver:
-    """Wraps JwksSource's fetch: counts failed fetches and remembers when a key set last arrived."""
+    """Wraps every provider's fetch (discovery and JWKS): counts failed fetches and remembers when a key
+    set last arrived. `options` (a provider's CA bundle, whether plain http is allowed) go to the fetch."""
 
-    # VALIDATOR_JWKS_URL may name the auth API over plain http:// on a private network (docker-compose.yml,
-    # examples/kubernetes): the operator chose it, so jwtgate.fetch's loopback-only rule is lifted here.
-    def __init__(self, fetch=functools.partial(fetching.get, allow_http=True), clock=time.monotonic):
+    def __init__(self, fetch=fetching.get, clock=time.monotonic):
         self._fetch = fetch
         self._clock = clock
         self.loaded_at = None
 
-    def __call__(self, url, *, unix_socket=None, timeout=None):
+    def __call__(self, url, *, unix_socket=None, timeout=None, **options):
         try:
-            response = self._fetch(url, unix_socket=unix_socket, timeout=timeout)
+            response = self._fetch(url, unix_socket=unix_socket, timeout=timeout, **options)
         except Exception:
             JWKS_FETCH_FAILURES.inc()
             raise
-        if response.status == 200 and _is_key_set(response.body):
+        kind = _document_kind(response.body) if response.status == 200 else None
+        if kind == "keys":
             self.loaded_at = self._clock()
-        else:
+        elif kind is None:
             JWKS_FETCH_FAILURES.inc()
         return response
 

@@ -79,8 +79,10 @@ _MAX_PROVIDERS = 32
 _MAX_LIST = 32
 _FIELDS = frozenset({
     "preset", "issuer", "audiences", "exact_audience", "audience_claim", "jwks_uri", "ca_file", "allow_http",
-    "accepted_typ", "required_claims", "claim_rules", "roles", "scopes", "algorithms",
+    "accepted_typ", "required_claims", "claim_rules", "roles", "scopes", "algorithms", "metadata",
 })
+# Where discovery looks (`metadata` in an entry): OpenID Connect Discovery 1.0, or RFC 8414.
+METADATA = {"openid": "openid-configuration", "oauth": "oauth-authorization-server"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class Provider:
     scopes: tuple = ("scope",)
     # None: every algorithm a key may carry.
     algorithms: frozenset | None = None
+    # The well-known document discovery reads when jwks_uri is not given (METADATA's values).
+    discovery_kind: str = METADATA["openid"]
 
     @property
     def discovery(self):
@@ -247,12 +251,16 @@ def build(name, entry, problems, *, own_keys=False):
         if not set(algorithms) <= ALGORITHMS:
             problems.add(f"{where} algorithms", f"must be among {', '.join(sorted(ALGORITHMS))}")
         algorithms = frozenset(algorithms)
+    metadata = merged.get("metadata", "openid")
+    if metadata not in METADATA:
+        problems.add(f"{where} metadata", "must be openid or oauth")
     if len(problems.items) > count:
         return None
     return Provider(
         name=name, issuer=issuer, audiences=audiences, audience_claim=audience_claim, exact_audience=exact,
         jwks_uri=jwks_uri, ca_file=ca_file, allow_http=allow_http, accepted_typ=typ, required_claims=required,
         claim_rules=tuple(claim_rules), roles=roles, scopes=scopes, algorithms=algorithms,
+        discovery_kind=METADATA[metadata],
     )
 
 
