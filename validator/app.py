@@ -61,7 +61,7 @@ def make_keys(settings, provider):
                                                                      "discovery": provider.discovery_kind}
     return JwksSource(
         **source,
-        unix_socket=settings.jwks_socket if not settings.providers else None,
+        unix_socket=provider.socket,
         timeout=settings.jwks_timeout_seconds,
         min_interval=settings.jwks_min_refresh_seconds,
         refresh_bounds=(settings.jwks_min_refresh_seconds, settings.jwks_refresh_seconds),

@@ -33,6 +33,8 @@ class Settings:
     ca_file: str | None = None
     # Plain http:// to a host other than loopback (a JWKS inside a Compose or Kubernetes network).
     allow_http: bool = False
+    # The metadata discovery reads: openid (OpenID Connect Discovery) or oauth (RFC 8414).
+    discovery: str = "openid"
     # Several providers, from VALIDATOR_PROVIDERS_FILE; when set, the fields above are not used.
     providers: tuple = ()
     jwks_url: str | None = None
@@ -83,7 +85,7 @@ class Settings:
         providers = ()
         if providers_file:
             for key in ("ISSUER", "AUDIENCE", "JWKS_URL", "HS256_SECRET", "PROVIDER_NAME", "PROVIDER_PRESET",
-                        "ACCEPTED_TYP", "CA_FILE", "ALLOW_HTTP"):
+                        "ACCEPTED_TYP", "CA_FILE", "ALLOW_HTTP", "DISCOVERY", "JWKS_SOCKET"):
                 if env.name(key) in environ:
                     env.problem(key, "set the provider in VALIDATOR_PROVIDERS_FILE instead (not both)")
             problems = ProblemList(env.name("PROVIDERS_FILE"))
@@ -121,6 +123,7 @@ class Settings:
             provider_preset=env.text("PROVIDER_PRESET", "generic", choices=set(PRESETS)),
             ca_file=env.text("CA_FILE", None) or None,
             allow_http=env.flag("ALLOW_HTTP", False),
+            discovery=env.text("DISCOVERY", "openid", choices={"openid", "oauth"}),
             providers=providers,
             jwks_url=jwks_url,
             jwks_socket=env.text("JWKS_SOCKET", None) or None,
@@ -168,7 +171,7 @@ class Settings:
 _SINGLE_FIELDS = {
     "issuer": "VALIDATOR_ISSUER", "audiences": "VALIDATOR_AUDIENCE", "jwks_uri": "VALIDATOR_JWKS_URL",
     "accepted_typ": "VALIDATOR_ACCEPTED_TYP", "preset": "VALIDATOR_PROVIDER_PRESET", "ca_file": "VALIDATOR_CA_FILE",
-    "allow_http": "VALIDATOR_ALLOW_HTTP",
+    "allow_http": "VALIDATOR_ALLOW_HTTP", "metadata": "VALIDATOR_DISCOVERY", "socket": "VALIDATOR_JWKS_SOCKET",
 }
 
 
@@ -185,9 +188,11 @@ def single_provider(settings, problems, keys_given=False):
         entry["accepted_typ"] = list(settings.accepted_typ)
     if settings.ca_file:
         entry["ca_file"] = settings.ca_file
-    if settings.allow_http or settings.jwks_socket:
-        # A unix socket never leaves the host, whatever the URL's host name says.
+    if settings.allow_http:
         entry["allow_http"] = True
+    if settings.jwks_socket:
+        entry["socket"] = settings.jwks_socket
+    entry["metadata"] = settings.discovery
     return build(settings.provider_name, entry, problems, own_keys=own_keys)
 
 

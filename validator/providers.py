@@ -79,7 +79,7 @@ _MAX_PROVIDERS = 32
 _MAX_LIST = 32
 _FIELDS = frozenset({
     "preset", "issuer", "audiences", "exact_audience", "audience_claim", "jwks_uri", "ca_file", "allow_http",
-    "accepted_typ", "required_claims", "claim_rules", "roles", "scopes", "algorithms", "metadata",
+    "accepted_typ", "required_claims", "claim_rules", "roles", "scopes", "algorithms", "metadata", "socket",
 })
 # Where discovery looks (`metadata` in an entry): OpenID Connect Discovery 1.0, or RFC 8414.
 METADATA = {"openid": "openid-configuration", "oauth": "oauth-authorization-server"}
@@ -111,6 +111,8 @@ class Provider:
     algorithms: frozenset | None = None
     # The well-known document discovery reads when jwks_uri is not given (METADATA's values).
     discovery_kind: str = METADATA["openid"]
+    # A unix socket every fetch of this provider goes through (a provider beside us, like our auth API).
+    socket: str | None = None
 
     @property
     def discovery(self):
@@ -201,6 +203,11 @@ def build(name, entry, problems, *, own_keys=False):
     if not isinstance(allow_http, bool):
         problems.add(f"{where} allow_http", "must be true or false")
         allow_http = False
+    socket = merged.get("socket")
+    if socket is not None and (not isinstance(socket, str) or not socket.startswith("/")):
+        problems.add(f"{where} socket", "must be an absolute path to a unix socket")
+    # A unix socket never leaves the host, whatever the URL's host name says.
+    allow_http = allow_http or isinstance(socket, str)
     issuer = merged.get("issuer")
     jwks_uri = merged.get("jwks_uri")
     if jwks_uri is not None:
@@ -260,7 +267,7 @@ def build(name, entry, problems, *, own_keys=False):
         name=name, issuer=issuer, audiences=audiences, audience_claim=audience_claim, exact_audience=exact,
         jwks_uri=jwks_uri, ca_file=ca_file, allow_http=allow_http, accepted_typ=typ, required_claims=required,
         claim_rules=tuple(claim_rules), roles=roles, scopes=scopes, algorithms=algorithms,
-        discovery_kind=METADATA[metadata],
+        discovery_kind=METADATA[metadata], socket=socket,
     )
 
 
