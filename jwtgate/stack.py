@@ -158,9 +158,12 @@ class Stack:
         # Plain http here: browsers keep a `Secure` cookie from http://127.0.0.1 or localhost only, so a
         # JWTGATE_LISTEN on any other address would lose the login cookies.
         env.setdefault("AUTH_COOKIE_SECURE", "0")
-        if "VALIDATOR_PROVIDERS_FILE" not in env:
-            # Our auth API's tokens: RFC 9068 shape with a jti in each (validator/providers.py PRESETS).
-            env.setdefault("VALIDATOR_PROVIDER_PRESET", "jwtgate")
+        if "VALIDATOR_PROVIDERS_FILE" in env:
+            return env
+        # Our auth API as the one provider, named so a location can accept its tokens alone
+        # (/api/staff/), its tokens in RFC 9068 shape with a jti in each (validator/providers.py PRESETS).
+        env.setdefault("VALIDATOR_PROVIDER_NAME", "jwtgate")
+        env.setdefault("VALIDATOR_PROVIDER_PRESET", "jwtgate")
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
             env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
             env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))
