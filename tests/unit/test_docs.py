@@ -46,7 +46,7 @@ def tables(text):
 
 def documented_settings():
     """Every `NAME` in the first column of configuration.md's tables."""
-    return {name for table in tables(CONFIGURATION.read_text()) for cells in table[1:]
+    return {name for table in tables(CONFIGURATION.read_text()) for cells in table
             for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])}
 
 
