@@ -58,6 +58,7 @@ def settings_read(tmp_path):
         try:
             settings_class.from_env(environ)
         except ConfigError:
+            # An empty environment lacks required settings; EnvReader has read every name before it fails.
             pass
         names |= environ.names
     environ = RecordingEnviron()
@@ -65,6 +66,7 @@ def settings_read(tmp_path):
     stack.check_settings()
     stack.nginx_variables()
     names |= environ.names
+    # A data directory that does not exist: the gunicorn configs then create no metrics directory in it.
     probe = subprocess.run([sys.executable, str(ROOT / "tests" / "settings_probe.py"), str(tmp_path / "absent")],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, probe.stderr
