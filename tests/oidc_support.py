@@ -55,7 +55,9 @@ class OidcProvider:
                  client_id="jwtgate-tests"):
         self.directory = Path(directory)
         self.port = free_port()
-        self.issuer = self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Another spelling of this origin (localhost, a trailing slash) may be set before start().
+        self.issuer = self.url
         self.resources = tuple(resources)
         self.scopes = scopes
         self.roles = roles
@@ -79,7 +81,7 @@ class OidcProvider:
             raise RuntimeError("node is missing: run 'apt-get install nodejs npm'")
         if not (ROOT / "node_modules" / "oidc-provider" / "package.json").exists():
             raise RuntimeError("node_modules/oidc-provider is missing: run 'npm ci' (make test does)")
-        command = [node, str(SCRIPT), "--port", str(self.port), "--jwks", str(self.jwks_path),
+        command = [node, str(SCRIPT), "--port", str(self.port), "--issuer", self.issuer, "--jwks", str(self.jwks_path),
                    "--scopes", self.scopes, "--roles", self.roles, "--ttl", str(self.ttl_seconds)]
         for resource in self.resources:
             command += ["--resource", resource]

@@ -123,6 +123,18 @@ def test_a_stopped_provider_refuses_connections_and_starts_again_on_its_port(rot
     assert rotating.discovery()["issuer"] == rotating.issuer
 
 
+def test_a_given_issuer_is_the_one_discovery_and_tokens_carry(tmp_path):
+    provider = OidcProvider(tmp_path)
+    # Auth0's issuers end with a slash: compared exactly, it is another issuer.
+    provider.issuer = f"http://localhost:{provider.port}/"
+    provider.start()
+    try:
+        assert provider.discovery()["issuer"] == provider.issuer
+        assert segment(provider.token(), 1)["iss"] == provider.issuer
+    finally:
+        provider.stop()
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "::"])
 def test_the_script_refuses_to_listen_beyond_loopback(tmp_path, host):
     result = subprocess.run(["node", str(SCRIPT), "--host", host, "--port", "9", "--jwks", str(tmp_path / "none"),
