@@ -93,6 +93,7 @@ const provider = new Provider(issuer, {
       useGrantedResource: () => false,
       getResourceServerInfo(ctx, resource) {
         if (!resources.has(resource)) throw new errors.InvalidTarget("unknown resource");
+        // The token endpoint keeps only the grant's own parameters; the parsed body still holds this one.
         const alg = ctx.oidc.body?.signing_alg || "RS256";
         if (!signingAlgs.has(alg)) throw new errors.InvalidRequest("signing_alg has no key");
         return { scope: options.scopes, accessTokenTTL: ttl, accessTokenFormat: "jwt", jwt: { sign: { alg } } };
