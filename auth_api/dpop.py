@@ -1,4 +1,4 @@
-"""DPoP at login and refresh (RFC 9449 section 5): a proof binds the issued tokens to the client's key.
+"""DPoP at login, refresh and logout (RFC 9449 sections 5 and 7): a proof binds the issued tokens to the client's key.
 
 The proof is checked with the validator's rules (validator.dpop): `htm` POST, `htu` the endpoint's
 URL as the client called it, `iat` within IAT_WINDOW_SECONDS, each `jti` once. Behind the gateway,
