@@ -128,7 +128,10 @@ def create_app(settings, *, keys, revocations=None, assertions=None, replay=None
         forward_claims=settings.forward_claims,
     )
     stats = metrics.VerifyStats()
-    cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock), stats)
+    verdicts = VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock)
+    # A verdict holds only while the key that verified it does: a key that leaves the set takes them all.
+    keys.on_retire(verdicts.clear)
+    cache = metrics.CountedCache(verdicts, stats)
     verifier = Verifier(keys, cache, policy, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
     app.add_route("/verify", Verify(verifier, keys, stats, realm=settings.realm,
