@@ -397,6 +397,23 @@ def test_access_token_type_spellings(client, signer, clock, typ):
     assert verify(client, rs256(signer, claims(clock()), header(signer, typ=typ))).status_code == 200
 
 
+@pytest.mark.parametrize("claim", ["token_use", "token_type", "type", "typ"])
+@pytest.mark.parametrize("value", ["refresh", "id", "Refresh", "ID", "REFRESH_TOKEN", "id_token", "refresh-token",
+                                   "Id Token", "offline", "refresh+jwt", " refresh ",
+                                   "urn:ietf:params:oauth:token-type:refresh_token",
+                                   "urn:ietf:params:oauth:token-type:id_token", 1, True, ["access"], {"use": "access"}])
+def test_a_token_whose_claims_say_it_is_no_access_token_is_refused(client, signer, clock, claim, value):
+    # Whatever the header's typ says (at+jwt here).
+    assert_denied(verify(client, rs256(signer, claims(clock(), **{claim: value}))), "wrong_type")
+
+
+@pytest.mark.parametrize(("claim", "value"), [("token_use", "access"), ("token_type", "access_token"),
+                                              ("token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                                              ("typ", "Bearer"), ("type", "identity"), ("type", "refreshment")])
+def test_a_token_whose_claims_say_access_or_something_else_passes(client, signer, clock, claim, value):
+    assert verify(client, rs256(signer, claims(clock(), **{claim: value}))).status_code == 200
+
+
 def test_token_signed_by_another_key_with_our_kid_is_refused(client, signer, clock):
     impostor = RsaSigner(kid=signer.kid)
     assert_denied(verify(client, rs256(impostor, claims(clock()))), "invalid_signature")
