@@ -3,10 +3,14 @@
 import asyncio
 import dataclasses
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import falcon.testing
 import pytest
@@ -387,6 +391,21 @@ def test_public_origins_setting_is_read_and_checked():
     for bad in ("api.example", "https://api.example/", "ftp://api.example", "https://api.example/x"):
         with pytest.raises(ConfigError, match="VALIDATOR_PUBLIC_ORIGINS"):
             Settings.from_env({**base, "VALIDATOR_PUBLIC_ORIGINS": bad})
+
+
+@pytest.mark.parametrize(("origins", "warned"), [(None, True), ("https://api.example", False)])
+def test_a_validator_without_public_origins_says_so_at_start_up(tmp_path, origins, warned):
+    root = Path(__file__).resolve().parents[2]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(root),
+           "JWTGATE_DATA_DIR": str(tmp_path), "VALIDATOR_JWKS_URL": "http://127.0.0.1:9/jwks",
+           **({"VALIDATOR_PUBLIC_ORIGINS": origins} if origins else {})}
+    result = subprocess.run([sys.executable, "-c", "from validator.app import get_app; get_app()"], env=env,
+                            cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    warnings = [json.loads(line)["event"] for line in result.stderr.splitlines()
+                if line.startswith("{") and json.loads(line)["level"] == "warning"]
+    assert warnings == (["VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
+                         " 4.3: a proof's htu must name the gateway's public origin)"] if warned else [])
 
 
 def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(signer, key, clock, tmp_path):
