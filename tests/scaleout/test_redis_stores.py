@@ -186,7 +186,8 @@ def test_dpop_proofs_are_used_once_across_validator_hosts(redis_url):
 
 def test_login_proofs_are_used_once_across_auth_api_hosts(redis_url, tmp_path):
     # AUTH_DPOP_REPLAY_DB: two auth API hosts, one Redis (each its own data directory).
-    here, there = (auth_api_client(AuthSettings(data_dir=str(tmp_path / name), dpop_replay_store=redis_url))
+    here, there = (auth_api_client(AuthSettings(data_dir=str(tmp_path / name), dpop_replay_store=redis_url,
+                                                public_origins=frozenset({"http://falconframework.org"})))
                    for name in ("here", "there"))
     key = DpopKey.generate("ES256")
     proof = key.proof("POST", "http://falconframework.org/api/auth/login")
