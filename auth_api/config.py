@@ -37,7 +37,7 @@ class Settings:
     cookie_secure: bool = True
     allowed_origins: frozenset = frozenset()
     # RFC 9449 section 4.3: the origins clients reach the auth API at, which a DPoP proof's htu must
-    # name. None: every DPoP proof is refused (the client's Host is never trusted instead).
+    # name. Empty: every DPoP proof is refused (the client's Host is never trusted instead).
     public_origins: frozenset = frozenset()
     # Scaling out (README): empty means the SQLite files in data_dir.
     database_url: str = ""

@@ -45,7 +45,7 @@ class Settings:
     log_level: str = "info"
     allowed_origins: frozenset = frozenset()
     # RFC 9449 section 4.3: the origins clients reach the gateway at, which a DPoP proof's htu must name.
-    # None: every DPoP-bound token is refused (the client's Host is never trusted instead).
+    # Empty: every DPoP-bound token is refused (the client's Host is never trusted instead).
     public_origins: frozenset = frozenset()
     assertion_audience: str = ""
     assertion_ttl_seconds: int = 30

@@ -29,7 +29,7 @@ class VerificationKey:
     alg: str
     key: object
     # The published JWK as canonical JSON: other key material under the same kid is another key.
-    jwk: str = ""
+    published: str = ""
 
 
 def _rsa_bits(modulus):
@@ -64,7 +64,7 @@ def key_from_jwk(member):
     else:
         raise ValueError(f"key {kid} has unsupported kty")
     return VerificationKey(kid=kid, alg=alg, key=jwk.construct(member, alg),
-                           jwk=json.dumps(member, sort_keys=True, separators=(",", ":")))
+                           published=json.dumps(member, sort_keys=True, separators=(",", ":")))
 
 
 def keys_from_jwks(document):
@@ -143,12 +143,13 @@ class JwksSource:
             keys = await asyncio.to_thread(self._load)
             if keys is None:
                 return
-            retired = [kid for kid, held in self._keys.items() if kid not in keys or keys[kid].jwk != held.jwk]
+            retired = [kid for kid, held in self._keys.items()
+                       if kid not in keys or keys[kid].published != held.published]
             self._keys = keys
             if retired:
                 # A key pulled from the set (retired, or compromised) must stop validating at once:
                 # the callbacks drop what it verified (the verdict cache), in the same step as the swap.
-                log.warning("jwks keys retired", extra={"url": self._url, "kid": " ".join(retired)[:200]})
+                log.info("jwks keys retired", extra={"url": self._url, "kid": " ".join(retired)[:200]})
                 for callback in self._retire_callbacks:
                     callback()
 
