@@ -192,8 +192,11 @@ class BenchStack:
     def __init__(self, out, environ, upstream_keepalive=None):
         self.out = out
         self.listen = {"plain": f"127.0.0.1:{free_port()}", "cached": f"127.0.0.1:{free_port()}"}
+        # DPoP proofs name the bench servers, which the validator must know as its public origins.
+        origins = " ".join(f"http://{listen}" for listen in self.listen.values())
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
-                           environ={**os.environ, "JWTGATE_VERDICT_CACHE": "1", **environ})
+                           environ={**os.environ, "JWTGATE_VERDICT_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
+                                    **environ})
         self.upstream_keepalive = upstream_keepalive
         self.dpop = None
 

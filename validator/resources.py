@@ -10,7 +10,7 @@ import falcon
 from jwtgate.logs import fingerprint
 from validator import authorization
 from validator.config import CLAIMS_HEADER
-from validator.dpop import ALGORITHMS, request_url
+from validator.dpop import ALGORITHMS
 from validator.tokens import REASONS, TokenRejected, UnknownKey
 
 log = logging.getLogger(__name__)
@@ -213,10 +213,8 @@ class Verify:
         # Section 7.2: a DPoP-bound token presented as a bearer token (or a cookie) is refused.
         if source != "dpop" or self._dpop is None:
             raise TokenRejected("dpop_required")
-        url = request_url(req.get_header("X-Original-Scheme"), req.get_header("X-Original-Host"),
-                          req.get_header("X-Original-URI"))
-        await self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"), url=url,
-                               access_token=token, jkt=identity.jkt)
+        await self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"),
+                               uri=req.get_header("X-Original-URI"), access_token=token, jkt=identity.jkt)
 
     def _deny(self, req, resp, reason, token, source=None, detail=None):
         resp.status = falcon.HTTP_401
