@@ -80,11 +80,14 @@ def test_nginx_redirects_name_a_path_never_the_clients_host(fresh, path, locatio
 
 
 class AccelBackend(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """A backend that answers every request with X-Accel-Redirect to `target`."""
+    """A backend that answers every request with X-Accel-Redirect to its `target`."""
 
     daemon_threads = True
 
-    def __init__(self, path, target):
+    def __init__(self, path):
+        self.target = "/healthz"
+        server = self
+
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -93,7 +96,7 @@ class AccelBackend(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("X-Accel-Redirect", target)
+                self.send_header("X-Accel-Redirect", server.target)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -103,29 +106,31 @@ class AccelBackend(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(path, Handler)
 
 
-@pytest.fixture(scope="module", params=["/healthz", "/_jwtgate/verify", "@jwtgate_forbidden"])
-def accel(request, tmp_path_factory):
-    """A stack whose backend asks Nginx, with X-Accel-Redirect, for another location (the param)."""
+@pytest.fixture(scope="module")
+def accel(tmp_path_factory):
+    """A stack whose backend asks Nginx, with X-Accel-Redirect, for another location."""
     running = start_stack(tmp_path_factory, "accel")
     token = running.login()
     path = running.stack.socket("backend")
     running.stack.stop_process("backend")
     if os.path.exists(path):
         os.unlink(path)
-    server = AccelBackend(path, request.param)
+    server = AccelBackend(path)
     # As gunicorn's sockets: the directory decides who may connect (Nginx's workers, when we are root).
     os.chmod(path, 0o666)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield running, token
+    yield running, token, server
     server.shutdown()
     server.server_close()
     running.close()
 
 
+@pytest.mark.parametrize("target", ["/healthz", "/_jwtgate/verify", "@jwtgate_forbidden"])
 @pytest.mark.parametrize("path", ["/api/protected/x", "/api/public/"])
-def test_a_backends_x_accel_redirect_is_not_followed(accel, path):
-    running, token = accel
+def test_a_backends_x_accel_redirect_is_not_followed(accel, path, target):
+    running, token, server = accel
+    server.target = target
     response = running.client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json() == {"from": "backend"}
