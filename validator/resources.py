@@ -92,10 +92,11 @@ def challenge(realm, reason, scheme="Bearer"):
 
 
 def verdict_cache_control(exp, now, max_age):
-    """Cache-Control for an allowed verdict: `max-age` of at most `max_age` seconds, ending before `exp`."""
-    # Nginx serves a cached entry through the whole second in which it expires (it
-    # compares whole seconds), so one second comes off: a stored verdict never outlives exp.
-    seconds = min(max_age, math.floor(exp - now) - 1)
+    """Cache-Control for an allowed verdict: kept at most `max_age` seconds, and never past `exp`."""
+    # Nginx serves a cached entry through the whole second in which it expires (it compares
+    # whole seconds: stored at t, `max-age=n` holds until floor(t) + n + 1), so one second
+    # comes off both bounds: a stored verdict never outlives exp, nor max_age after it was stored.
+    seconds = min(max_age - 1, math.floor(exp - now) - 1)
     return f"max-age={seconds}" if seconds > 0 else "no-store"
 
 
