@@ -2,9 +2,10 @@
 
 The stack is jwtgate.stack.Stack (the rendered gateway.conf, the same snippet files and
 gunicorn configs as `make run`), plus bench/bench.conf.template: a static file served with
-no auth, behind auth_request to an internal 204 (the mechanism's floor), behind the shipped
-snippets, and behind them with the verdict micro-cache. wrk runs every scenario at every
-concurrency in interleaved repetitions; the table gives medians. Loopback only.
+no auth, behind auth_request to an internal 204 (the mechanism's floor), behind auth_request
+to a second Nginx that answers 200 at once (the floor of any validator outside Nginx), behind
+the shipped snippets, and behind them with the verdict micro-cache. wrk runs every scenario at
+every concurrency in interleaved repetitions; the table gives medians. Loopback only.
 """
 
 import argparse

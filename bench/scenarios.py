@@ -21,7 +21,7 @@ class Scenario:
 
 
 # The scenarios every run includes, whatever --scenarios asks for: the ratios are to them.
-BASELINES = ("no-auth", "floor")
+BASELINES = ("no-auth", "floor", "external-floor")
 
 
 def scenarios(small, large):
@@ -31,6 +31,9 @@ def scenarios(small, large):
     return [
         Scenario("no-auth", "plain", "/noauth/hello.txt", description="Nginx serving the static file, no auth"),
         Scenario("floor", "plain", "/floor/hello.txt", description="auth_request to an internal 204"),
+        Scenario("external-floor", "plain", "/external/hello.txt", token=True,
+                 description="auth_request to a second Nginx answering 200 and X-User-Id (unix socket, keepalive),"
+                             " one repeated token"),
         Scenario("one-token", "plain", "/auth/hello.txt", token=True, description="validator, one repeated token"),
         Scenario(f"tokens-{label(small)}", "plain", "/auth/hello.txt", tokens=f"valid-{small}",
                  description=f"validator, {small} distinct valid tokens (warm verdict cache)"),

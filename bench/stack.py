@@ -7,6 +7,7 @@ import socket
 import time
 from pathlib import Path
 
+from bench.external import ZeroCostServer
 from bench.tokens import DpopRequests
 from jwtgate.loopback import http_get
 from jwtgate.stack import Stack, render
@@ -23,13 +24,14 @@ def free_port():
 
 
 class BenchStack:
-    """The shipped stack with bench/bench.conf.template's servers in its Nginx."""
+    """The shipped stack, bench/bench.conf.template's servers in its Nginx, and the zero-cost auth server."""
 
     def __init__(self, out, environ, upstream_keepalive=None):
         self.out = out
         self.listen = {"plain": f"127.0.0.1:{free_port()}", "cached": f"127.0.0.1:{free_port()}"}
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
                            environ={**os.environ, "JWTGATE_VERDICT_CACHE": "1", **environ})
+        self.external = ZeroCostServer(out / "external", self.stack.nginx)
         self.upstream_keepalive = upstream_keepalive
         self.dpop = None
 
@@ -45,16 +47,18 @@ class BenchStack:
             "BENCH_SNIPPETS_DIR": str(ROOT / "nginx" / "snippets"),
             "BENCH_CACHED_SNIPPETS_DIR": str(self.stack.snippets_dir),
             "BENCH_STATIC_DIR": str(static),
+            "BENCH_EXTERNAL_SOCKET": str(self.external.socket),
         }))
         try:
             self.stack.prepare()
             if self.upstream_keepalive is not None:
                 self._set_upstream_keepalive(self.upstream_keepalive)
+            self.external.start(self.stack.nginx_variables()["NGINX_USER_DIRECTIVE"])
             for name in SERVICES:
                 self.stack.start_process(name)
             self.dpop = DpopRequests(self.stack, self.out / "tokens")
         except BaseException:
-            self.stack.stop()
+            self.stop()
             raise
         return self
 
@@ -69,7 +73,11 @@ class BenchStack:
         gateway.write_text(text)
 
     def stop(self):
-        self.stack.stop()
+        """The gateway first (no new checks), then the zero-cost server it calls."""
+        try:
+            self.stack.stop()
+        finally:
+            self.external.stop()
 
     def url(self, scenario):
         return f"http://{self.listen[scenario.server]}{scenario.path}"
