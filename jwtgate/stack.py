@@ -5,8 +5,11 @@ this module, so what the tests prove is what a user runs.
 """
 
 import ctypes
+import grp
+import hashlib
 import importlib.util
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -24,10 +27,15 @@ _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
 _VERIFY_LOCATION = "location = /_jwtgate/verify {\n"
 # Scaling out: JWTGATE_<key> separate gunicorn masters of a service, each on its own socket.
-_REPLICA_SETTINGS = {"validator": ("VALIDATOR_REPLICAS", "VALIDATOR_BIND"), "auth_api": ("AUTH_REPLICAS", "AUTH_BIND")}
+_REPLICA_SETTINGS = {"validator": "VALIDATOR_REPLICAS", "auth_api": "AUTH_REPLICAS"}
+_BIND_SETTINGS = {"validator": "VALIDATOR_BIND", "auth_api": "AUTH_BIND", "backend": "BACKEND_BIND"}
 _UPSTREAM_SERVER = "    server unix:{} max_fails=2 fail_timeout=5s;\n"
 # JWTGATE_NGINX_SCHED_POLICY: the Linux scheduling policy Nginx runs under (chrt's names).
 _SCHED_POLICIES = {"batch": os.SCHED_BATCH, "other": os.SCHED_OTHER}
+# Started as root, Nginx's workers run as the first of these accounts that exists.
+_WORKER_ACCOUNTS = ("www-data", "nobody")
+# Where, as root, the files Nginx's workers open live: root alone creates entries under /run.
+_WORKER_DIRS = Path("/run/jwtgate")
 
 
 def render(template, variables):
@@ -45,6 +53,17 @@ def with_verdict_cache(server_snippet, cache_snippet):
     if server_snippet.count(_VERIFY_LOCATION) != 1:
         raise StackError("jwtgate-server.conf: expected one `location = /_jwtgate/verify {` line")
     return server_snippet.replace(_VERIFY_LOCATION, f"{_VERIFY_LOCATION}    include {cache_snippet};\n")
+
+
+def worker_account():
+    """(user, group, gid) for Nginx's workers when the launcher is root: www-data, else nobody."""
+    for name in _WORKER_ACCOUNTS:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name, entry.pw_gid
+    raise StackError(f"started as root, but no account for Nginx's workers exists: {' or '.join(_WORKER_ACCOUNTS)}")
 
 
 def _die_with_parent():
@@ -88,9 +107,19 @@ class Stack:
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
-        self.run_dir = self.data_dir / "run"
         self.log_dir = self.data_dir / "logs"
         self.nginx_prefix = self.data_dir / "nginx"
+        # As root, Nginx's workers run unprivileged (never as root), and the data directory's parents may
+        # be closed to them (/root, pytest's base directory): what they open, the services' sockets, their
+        # temporary and cache files and the login page, lives in a directory of its own that only root and
+        # their group may enter.
+        self.workers = worker_account() if os.geteuid() == 0 else None
+        if self.workers:
+            self.worker_dir = _WORKER_DIRS / hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+            self.run_dir = self.worker_dir / "run"
+        else:
+            self.worker_dir = self.nginx_prefix
+            self.run_dir = self.data_dir / "run"
 
     @property
     def url(self):
@@ -103,15 +132,15 @@ class Stack:
         """The process names of a service: itself, then `<service>-2` ... (JWTGATE_VALIDATOR_REPLICAS etc.)."""
         if service not in _REPLICA_SETTINGS:
             return [service]
-        count = EnvReader(self.environ, "JWTGATE_").integer(_REPLICA_SETTINGS[service][0], 1, minimum=1, maximum=16)
+        count = EnvReader(self.environ, "JWTGATE_").integer(_REPLICA_SETTINGS[service], 1, minimum=1, maximum=16)
         return [service] + [f"{service}-{index}" for index in range(2, (count or 1) + 1)]
 
     def replica_env(self, name):
-        """service_env() for one process; a further replica gets its own socket and metrics directory."""
+        """service_env() for one process, bound to its socket; a further replica gets its own metrics directory."""
         env = self.service_env()
         service = name.split("-")[0]
+        env[_BIND_SETTINGS[service]] = f"unix:{self.socket(name)}"
         if name != service:
-            env[_REPLICA_SETTINGS[service][1]] = f"unix:{self.socket(name)}"
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "metrics" / name)
         return env
 
@@ -158,6 +187,9 @@ class Stack:
         # Plain http here: browsers keep a `Secure` cookie from http://127.0.0.1 or localhost only, so a
         # JWTGATE_LISTEN on any other address would lose the login cookies.
         env.setdefault("AUTH_COOKIE_SECURE", "0")
+        # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
+        env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
+        env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)
         if "VALIDATOR_PROVIDERS_FILE" in env:
             return env
         # Our auth API as the one provider, named so a location can accept its tokens alone
@@ -181,9 +213,14 @@ class Stack:
     def prepare(self):
         """Create directories, initialise the auth data, render and test the Nginx config."""
         self.check_settings()
+        if self.workers:
+            self._open_to_workers()
         for directory in (self.data_dir, self.run_dir, self.log_dir, self.nginx_prefix / "conf.d",
-                          self.nginx_prefix / "tmp"):
+                          self.worker_dir / "tmp"):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Nginx would create its logs 0644; it appends to these instead.
+        for name in ("nginx-access", "nginx-error"):
+            self._open_log(name).close()
         self._run_checked([sys.executable, "-m", "auth_api", "init"], "auth_api init")
         variables = self.nginx_variables()
         main = render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), variables)
@@ -194,13 +231,26 @@ class Stack:
         self._render_verdict_cache(variables)
         self._run_checked(self._nginx_command("-t", "-q"), "nginx -t")
 
+    def _open_to_workers(self):
+        """Make the worker directory, which Nginx's workers' group may enter (not list), with the login page.
+
+        Nginx itself hands its temporary and cache directories to the workers' user (mode 0700).
+        """
+        _WORKER_DIRS.mkdir(parents=True, exist_ok=True, mode=0o711)
+        gid = self.workers[2]
+        for directory in (self.worker_dir, self.run_dir, self.worker_dir / "tmp"):
+            directory.mkdir(exist_ok=True, mode=0o710)
+            os.chown(directory, 0, gid)
+            directory.chmod(0o710)
+        shutil.copytree(NGINX_DIR / "html", self.worker_dir / "html", dirs_exist_ok=True)
+
     def _render_verdict_cache(self, variables):
         """With JWTGATE_VERDICT_CACHE=1: the cache zone, and snippets whose verify location uses it."""
         zone = self.nginx_prefix / "conf.d" / "verdict-cache.conf"
         if not self.verdict_cache:
             zone.unlink(missing_ok=True)
             return
-        for directory in (self.nginx_prefix / "verdict-cache", self.snippets_dir):
+        for directory in (self.worker_dir / "verdict-cache", self.snippets_dir):
             directory.mkdir(exist_ok=True, mode=0o700)
         for snippet in (NGINX_DIR / "snippets").glob("*.conf"):
             text = snippet.read_text()
@@ -217,7 +267,7 @@ class Stack:
         stack_env = EnvReader(self.environ, "JWTGATE_")
         stack_env.flag("VERDICT_CACHE")
         stack_env.text("NGINX_SCHED_POLICY", "batch", choices=_SCHED_POLICIES)
-        for key, _ in _REPLICA_SETTINGS.values():
+        for key in _REPLICA_SETTINGS.values():
             stack_env.integer(key, 1, minimum=1, maximum=16)
         problems = list(stack_env.problems)
         for settings_class in (ValidatorSettings, AuthSettings):
@@ -234,7 +284,9 @@ class Stack:
             "NGINX_LISTEN": self.listen,
             "NGINX_SNIPPETS_DIR": str(self.snippets_dir),
             # The login page (nginx/html/login/), static files Nginx serves itself.
-            "NGINX_HTML_DIR": str(NGINX_DIR / "html"),
+            "NGINX_HTML_DIR": str(self.worker_dir / "html" if self.workers else NGINX_DIR / "html"),
+            # Nginx's temporary files and the verdict micro-cache.
+            "NGINX_WORKER_DIR": str(self.worker_dir),
             "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
             "NGINX_AUTH_API_ADDR": f"unix:{self.socket('auth_api')}",
             "NGINX_BACKEND_ADDR": f"unix:{self.socket('backend')}",
@@ -247,9 +299,7 @@ class Stack:
             # so several stacks (the tests start a few) never fight over a port.
             "NGINX_METRICS_LISTEN": self.environ.get("JWTGATE_METRICS_LISTEN")
             or f"unix:{self.run_dir / 'metrics.sock'}",
-            # As root, Nginx would switch its workers to `nobody`, who cannot open
-            # the sockets in our private data directory.
-            "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
+            "NGINX_USER_DIRECTIVE": f"user {self.workers[0]} {self.workers[1]};" if self.workers else "",
         }
 
     def demo_credentials(self):
@@ -306,6 +356,8 @@ class Stack:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        if self.workers:
+            shutil.rmtree(self.worker_dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
@@ -327,8 +379,14 @@ class Stack:
             raise StackError(f"{what} failed:\n{result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
 
+    def _open_log(self, name):
+        """The log file of `name` for appending, 0600 (an older run's too): logs name users and paths."""
+        fd = os.open(self.log_path(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        return open(fd, "ab")
+
     def _spawn(self, name, command, env=None, start=_die_with_parent):
-        with open(self.log_path(name), "ab") as log:
+        with self._open_log(name) as log:
             self.processes[name] = subprocess.Popen(
                 command, env=self.service_env() if env is None else env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log,

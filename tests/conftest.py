@@ -11,6 +11,8 @@ import pytest
 from jwtgate.stack import Stack
 # Real Redis and PostgreSQL servers, and the auth store engines, for the scale-out tests.
 from tests.services import auth_database_url, postgres_server, redis_server  # noqa: F401
+# A real OpenID provider (oidc-provider from node_modules) for the tests of other identity providers.
+from tests.oidc_support import oidc_provider  # noqa: F401
 
 _STACKS = []
 

@@ -143,7 +143,7 @@ def make_dpop(settings, replay=None, clock=time.time):
         else:
             replay = MemoryReplayCache(clock)
     return ProofGate(ProofChecker(iat_window=settings.dpop_iat_window_seconds, clock=clock), replay,
-                     make_nonces(settings, clock))
+                     make_nonces(settings, clock), settings.public_origins)
 
 
 def make_nonces(settings, clock=time.time):
@@ -160,7 +160,10 @@ def create_app(settings, *, keys=None, providers=None, revocations=None, asserti
     revocations = NoRevocations() if revocations is None else revocations
     trusted = providers if providers is not None else make_providers(settings, keys)
     stats = metrics.VerifyStats()
-    cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock), stats)
+    verdicts = VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock)
+    # A verdict holds only while the key that verified it does: a key that leaves a set takes them all.
+    trusted.on_retire(verdicts.clear)
+    cache = metrics.CountedCache(verdicts, stats)
     verifier = Verifier(trusted.issuers, cache, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(trusted, revocations, settings.jwks_refresh_seconds)])
     app.add_route("/verify", Verify(verifier, stats, realm=settings.realm,
@@ -190,4 +193,7 @@ def get_app():
     """Entry point for gunicorn: settings from the environment."""
     settings = Settings.from_env(os.environ)
     logging.config.dictConfig(logconfig_dict("validator", settings.log_level))
+    if not settings.public_origins:
+        log.warning("VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
+                    " 4.3: a proof's htu must name the gateway's public origin)")
     return create_app(settings, revocations=make_revocations(settings), assertions=make_assertions(settings))

@@ -130,11 +130,16 @@ def normalize_uri(uri):
     return f"{scheme}://{authority}{path}"
 
 
-def request_url(scheme, host, uri):
-    """The normalised URL of the request Nginx reports: scheme, Host and $request_uri (query dropped)."""
-    if not scheme or not host or not uri or not uri.startswith("/"):
-        return None
-    return normalize_uri(f"{scheme}://{host}{uri.split('?', 1)[0]}")
+def request_urls(origins, uri):
+    """The normalised URLs a proof's `htu` may name: each public origin with the path of $request_uri.
+
+    RFC 9449 section 4.3: `htu` names this server, so the origins are the gateway's own (a setting),
+    never the request's Host, which the client chooses; the query is no part of it.
+    """
+    if not uri or not uri.startswith("/"):
+        return frozenset()
+    path = uri.split("?", 1)[0]
+    return frozenset(url for url in (normalize_uri(origin + path) for origin in origins) if url is not None)
 
 
 def _public_jwk(header):
@@ -203,8 +208,8 @@ class ProofChecker:
     def iat_window(self):
         return self._window
 
-    def check(self, proof, *, method, url, access_token=None):
-        """The checked Proof, or ProofRejected. `url` is request_url(...); `access_token` demands `ath`."""
+    def check(self, proof, *, method, urls, access_token=None):
+        """The checked Proof, or ProofRejected. `urls` is request_urls(...); `access_token` demands `ath`."""
         if not proof:
             raise ProofRejected("missing")
         # A comma: Falcon joined two DPoP headers (RFC 9449 section 4.3 step 1: exactly one).
@@ -233,7 +238,7 @@ class ProofChecker:
             raise ProofRejected("jti")
         if not isinstance(htm, str) or not _METHOD.fullmatch(htm) or htm != method:
             raise ProofRejected("htm")
-        if url is None or normalize_uri(htu) != url:
+        if normalize_uri(htu) not in urls:
             raise ProofRejected("htu")
         if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
             raise ProofRejected("iat")
@@ -298,20 +303,26 @@ class Nonces:
 class ProofGate:
     """The validator's step for a DPoP-bound token: a valid, unreplayed proof for this request and key."""
 
-    def __init__(self, checker, replay, nonces=None):
+    def __init__(self, checker, replay, nonces=None, origins=frozenset()):
         self._checker = checker
         self._replay = replay
         # Nonces when the validator demands them (VALIDATOR_DPOP_NONCE_SECONDS), else None.
         self.nonces = nonces
+        # VALIDATOR_PUBLIC_ORIGINS: the origins a proof's htu may name; none, and every proof is refused.
+        self._origins = origins
         # The shared replay insert may wait for another worker's write lock: it waits in a thread of
         # its own (made on the first proof), and the worker's event loop answers other requests
         # meanwhile (make bench, dpop at -c128: p99 0.41 s with the insert on the loop).
         self._inserts = ThreadPoolExecutor(1, thread_name_prefix="dpop-replay")
 
-    async def check(self, proof, *, method, url, access_token, jkt):
-        """The checked Proof, or TokenRejected: invalid_dpop_proof (with .detail), use_dpop_nonce or dpop_replayed."""
+    async def check(self, proof, *, method, uri, access_token, jkt):
+        """The checked Proof for the request to `uri` ($request_uri), or TokenRejected: invalid_dpop_proof
+        (with .detail), use_dpop_nonce or dpop_replayed."""
         try:
-            checked = self._checker.check(proof, method=method, url=url, access_token=access_token)
+            if not self._origins:
+                raise ProofRejected("no_public_origins")
+            checked = self._checker.check(proof, method=method, urls=request_urls(self._origins, uri),
+                                          access_token=access_token)
             if not hmac.compare_digest(checked.jkt, jkt):
                 # A valid proof by another key: a stolen token with the thief's own proof.
                 raise ProofRejected("jkt_mismatch")

@@ -29,6 +29,8 @@ class VerificationKey:
     kid: str
     alg: str
     key: object
+    # The published JWK as canonical JSON: other key material under the same kid is another key.
+    published: str = ""
 
 
 def _rsa_bits(modulus):
@@ -68,7 +70,8 @@ def key_from_jwk(member, default_alg=None):
         alg = expected
     else:
         raise ValueError(f"key {kid} has unsupported kty")
-    return VerificationKey(kid=kid, alg=alg, key=construct(member, alg))
+    return VerificationKey(kid=kid, alg=alg, key=construct(member, alg),
+                           published=json.dumps(member, sort_keys=True, separators=(",", ":")))
 
 
 def keys_from_jwks(document, default_alg=None):
@@ -104,6 +107,9 @@ class StaticKeys:
 
     def stale(self):
         return False
+
+    def on_retire(self, callback):
+        """Nothing to watch: the one secret never leaves."""
 
     async def refresh(self):
         return None
@@ -148,6 +154,7 @@ class JwksSource:
         self._discovered = None
         self._discovery_max_age = None
         self._lock = asyncio.Lock()
+        self._retire_callbacks = []
         self.last_success = None
 
     @property
@@ -170,6 +177,10 @@ class JwksSource:
             return True
         return self._max_staleness is not None and self._clock() - self.last_success > self._max_staleness
 
+    def on_retire(self, callback):
+        """Call callback() whenever a refresh drops a key, or finds other material under its kid."""
+        self._retire_callbacks.append(callback)
+
     async def refresh(self, force=False, rediscover=False):
         """Refetch unless a fetch began within min_interval; concurrent callers share one fetch.
 
@@ -189,9 +200,18 @@ class JwksSource:
             if loaded is None:
                 self._failures += 1
                 return
-            self._keys, self._jwks_max_age = loaded
+            keys, self._jwks_max_age = loaded
+            retired = [kid for kid, held in self._keys.items()
+                       if kid not in keys or keys[kid].published != held.published]
+            self._keys = keys
             self._failures = 0
             self.last_success = self._clock()
+            if retired:
+                # A key pulled from the set (retired, or compromised) must stop validating at once:
+                # the callbacks drop what it verified (the verdict cache), in the same step as the swap.
+                log.info("jwks keys retired", extra={"url": describe(self._url), "kid": " ".join(retired)[:200]})
+                for callback in self._retire_callbacks:
+                    callback()
 
     def refresh_delay(self, interval):
         """Seconds until run() refetches: the key set's lifetime from its last fetch, or sooner for discovery;

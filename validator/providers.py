@@ -317,6 +317,11 @@ class TrustedProviders:
     def names(self):
         return [name for name, _, _ in self._entries]
 
+    def on_retire(self, callback):
+        """Call callback() whenever any provider's refresh drops a key."""
+        for _, _, keys in self._entries:
+            keys.on_retire(callback)
+
     def without_keys(self):
         """Names of the providers holding no key: their tokens are refused until keys arrive."""
         return [name for name, _, keys in self._entries if not len(keys)]

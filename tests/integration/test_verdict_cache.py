@@ -106,3 +106,27 @@ def test_cookie_verdicts_are_never_cached(cached):
             assert response.json()["userId"] == user
     assert (checks(cached, frank), checks(cached, grace)) == (2, 2)
     assert cached.client.get("/api/protected/").status_code == 401
+
+
+def test_a_revocation_takes_effect_within_max_age(cached):
+    max_age = 10    # the fixture's VALIDATOR_VERDICT_MAX_AGE_SECONDS
+    token = cached.login()
+    # Store the verdict just after a second begins: Nginx compares whole seconds, so that is when an
+    # entry would outlive its max-age the longest.
+    deadline = time.monotonic() + 2
+    while time.time() % 1 > 0.05:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert get(cached, "/api/protected/", token).status_code == 200
+    assert get(cached, "/api/protected/", token).status_code == 200
+    assert checks(cached, token) == 1, "the second answer should have come from the micro-cache"
+    logout = cached.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    assert logout.status_code == 204
+    revoked = time.monotonic()
+    while (status := get(cached, "/api/protected/", token).status_code) == 200:
+        assert time.monotonic() - revoked < max_age + 3, "the revoked token still passes"
+        time.sleep(0.05)
+    refused = time.monotonic()
+    assert status == 401
+    # A correctness bound (README: a revoked token passes for at most max-age), with room for the poll.
+    assert refused - revoked <= max_age + 0.5

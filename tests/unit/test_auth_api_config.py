@@ -36,6 +36,7 @@ def test_every_setting_is_read(tmp_path):
             "AUTH_HS256_SECRET": "s" * 32,
             "AUTH_MAX_BODY_BYTES": "1024",
             "AUTH_LOG_LEVEL": "debug",
+            "AUTH_PUBLIC_ORIGINS": "https://api.example http://127.0.0.1:8080",
         }
     )
     assert settings == Settings(
@@ -48,6 +49,7 @@ def test_every_setting_is_read(tmp_path):
         hs256_secret=b"s" * 32,
         max_body_bytes=1024,
         log_level="debug",
+        public_origins=frozenset({"https://api.example", "http://127.0.0.1:8080"}),
     )
     assert settings.algorithm == "HS256"
 
@@ -76,6 +78,7 @@ def test_every_bad_setting_is_named_at_once():
                 "AUTH_LOG_LEVEL": "verbose",
                 "AUTH_DPOP_NONCE_SECONDS": "9",
                 "AUTH_DPOP_NONCE_SECRET": "short-nonce-secret",
+                "AUTH_PUBLIC_ORIGINS": "https://api.example/",
             }
         )
     names = [name for name, _ in raised.value.problems]
@@ -90,6 +93,7 @@ def test_every_bad_setting_is_named_at_once():
             "AUTH_LOG_LEVEL",
             "AUTH_DPOP_NONCE_SECONDS",
             "AUTH_DPOP_NONCE_SECRET",
+            "AUTH_PUBLIC_ORIGINS",
         ]
     )
     assert str(raised.value).startswith("invalid configuration:")
