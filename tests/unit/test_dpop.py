@@ -349,7 +349,7 @@ def test_a_proof_made_for_another_server_is_refused_whatever_host_the_client_sen
 
 
 def test_each_configured_public_origin_is_accepted_and_no_other(signer, key, clock):
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
     origins = frozenset({"https://api.example", "http://127.0.0.1:8080"})
@@ -371,7 +371,7 @@ def test_each_configured_public_origin_is_accepted_and_no_other(signer, key, clo
 
 def test_without_public_origins_every_bound_token_is_refused(signer, key, clock):
     # Never the client's Host instead: a standalone validator without the setting refuses DPoP.
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
     client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, clock=clock))
@@ -386,7 +386,7 @@ def test_without_public_origins_every_bound_token_is_refused(signer, key, clock)
 def test_public_origins_setting_is_read_and_checked():
     from jwtgate.settings import ConfigError
 
-    base = {"VALIDATOR_JWKS_URL": "http://a/jwks"}
+    base = {"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks"}
     assert Settings.from_env(base).public_origins == frozenset()
     settings = Settings.from_env({**base, "VALIDATOR_PUBLIC_ORIGINS": " https://api.example  http://127.0.0.1:8080 "})
     assert settings.public_origins == {"https://api.example", "http://127.0.0.1:8080"}

@@ -52,7 +52,9 @@ def test_exact_audience_refuses_an_array_holding_ours():
 def test_cognito_names_its_client_in_client_id():
     claims = {key: value for key, value in BASE.items() if key != "aud"} | {"client_id": "api", "token_use": "access"}
     assert check(claims, audience_claim="client_id", claim_rules=(("token_use", ("access",)),)).sub == "user-1"
-    refused(claims | {"token_use": "id"}, "invalid_claims", audience_claim="client_id",
+    refused(claims | {"token_use": "id"}, "wrong_type", audience_claim="client_id",
+            claim_rules=(("token_use", ("access",)),))
+    refused(claims | {"token_use": "other"}, "invalid_claims", audience_claim="client_id",
             claim_rules=(("token_use", ("access",)),))
     refused(claims | {"client_id": "stranger"}, "wrong_audience", audience_claim="client_id")
 
