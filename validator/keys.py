@@ -151,10 +151,12 @@ class JwksSource:
         self._jwks_max_age = None
         self._failures = 0
         self._last_attempt = None
+        self._last_demand = None
         self._discovered = None
         self._discovery_max_age = None
         self._lock = asyncio.Lock()
         self._retire_callbacks = []
+        self._stale_retired = False
         self.last_success = None
 
     @property
@@ -188,8 +190,12 @@ class JwksSource:
         """
         async with self._lock:
             now = self._clock()
-            if not force and self._last_attempt is not None and now - self._last_attempt < self._min_interval:
-                return
+            if not force:
+                # Only demands (an unknown kid) count against the rate limit: a background refetch a moment
+                # ago may have come before the provider's rotation, and must not make its new kid wait.
+                if self._last_demand is not None and now - self._last_demand < self._min_interval:
+                    return
+                self._last_demand = now
             self._last_attempt = now
             if self._issuer is not None and (rediscover or self._url is None):
                 metadata = await asyncio.to_thread(self._discover)
@@ -199,7 +205,12 @@ class JwksSource:
             loaded = None if self._url is None else await asyncio.to_thread(self._load, self._url)
             if loaded is None:
                 self._failures += 1
+                if self._max_staleness is not None and self.stale() and not self._stale_retired:
+                    # Past the staleness bound the keys are as good as gone: what they verified goes too.
+                    self._stale_retired = True
+                    self._retire("the key set is stale")
                 return
+            self._stale_retired = False
             keys, self._jwks_max_age = loaded
             retired = [kid for kid, held in self._keys.items()
                        if kid not in keys or keys[kid].published != held.published]
@@ -209,9 +220,12 @@ class JwksSource:
             if retired:
                 # A key pulled from the set (retired, or compromised) must stop validating at once:
                 # the callbacks drop what it verified (the verdict cache), in the same step as the swap.
-                log.info("jwks keys retired", extra={"url": describe(self._url), "kid": " ".join(retired)[:200]})
-                for callback in self._retire_callbacks:
-                    callback()
+                self._retire(" ".join(retired)[:200])
+
+    def _retire(self, what):
+        log.info("jwks keys retired", extra={"url": describe(self._url or self._issuer), "kid": what})
+        for callback in self._retire_callbacks:
+            callback()
 
     def refresh_delay(self, interval):
         """Seconds until run() refetches: the key set's lifetime from its last fetch, or sooner for discovery;
