@@ -187,6 +187,8 @@ class Stack:
         # Plain http here: browsers keep a `Secure` cookie from http://127.0.0.1 or localhost only, so a
         # JWTGATE_LISTEN on any other address would lose the login cookies.
         env.setdefault("AUTH_COOKIE_SECURE", "0")
+        # The auth API writes its revocations here; the validator polls them (validator/revocation.py).
+        env.setdefault("VALIDATOR_REVOCATION_DB", str(self.data_dir / "revocations.db"))
         # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
         env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
         env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)

@@ -193,6 +193,9 @@ def get_app():
     """Entry point for gunicorn: settings from the environment."""
     settings = Settings.from_env(os.environ)
     logging.config.dictConfig(logconfig_dict("validator", settings.log_level))
+    if settings.revocation_db is None:
+        log.warning("VALIDATOR_REVOCATION_DB is not set: revocation is off, a revoked or logged-out token"
+                    " passes until its exp")
     if not settings.public_origins:
         log.warning("VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
                     " 4.3: a proof's htu must name the gateway's public origin)")

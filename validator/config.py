@@ -94,7 +94,9 @@ class Settings:
             problems = ProblemList(env.name("PROVIDERS_FILE"))
             providers = load_file(providers_file, problems)
             env.problems.extend(problems.items)
-        revocation_db = env.text("REVOCATION_DB", os.path.join(data_dir(environ), "revocations.db"))
+        # No default feed: a validator beside someone else's provider has none, and one that waited for a
+        # file nobody writes would refuse every token as revocation_unavailable.
+        revocation_db = env.text("REVOCATION_DB", "")
         realm = env.text("REALM", "jwtgate")
         if not _QUOTABLE.fullmatch(realm):
             env.problem("REALM", "must be 1-64 printable ASCII characters without quotes or backslashes")
@@ -144,7 +146,7 @@ class Settings:
             jwks_refresh_seconds=env.integer("JWKS_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
             jwks_max_staleness_seconds=env.integer("JWKS_MAX_STALENESS_SECONDS", 86_400, minimum=0,
                                                    maximum=30 * 86_400),
-            revocation_db=None if revocation_db.lower() == "none" else revocation_db,
+            revocation_db=None if revocation_db.lower() in ("", "none") else revocation_db,
             revocation_poll_ms=env.integer("REVOCATION_POLL_MS", 200, minimum=20, maximum=5000),
             revocation_max_staleness_seconds=env.integer("REVOCATION_MAX_STALENESS_SECONDS", 30, minimum=1,
                                                          maximum=3600),

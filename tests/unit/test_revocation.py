@@ -2,7 +2,11 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import falcon.asgi
 import falcon.testing
@@ -190,8 +194,22 @@ def test_sid_claim_must_be_header_safe():
 
 
 def test_revocation_settings_from_env(tmp_path):
-    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", "JWTGATE_DATA_DIR": str(tmp_path)})
-    assert settings.revocation_db == str(tmp_path / "revocations.db")
-    assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks",
-                              "VALIDATOR_REVOCATION_DB": "none"}).revocation_db is None
+    feed = str(tmp_path / "revocations.db")
+    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", "VALIDATOR_REVOCATION_DB": feed})
+    assert settings.revocation_db == feed
+    # Off unless configured: a standalone validator has no feed to wait for.
+    for off in ({}, {"VALIDATOR_REVOCATION_DB": "none"}, {"VALIDATOR_REVOCATION_DB": ""}):
+        assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", **off}).revocation_db is None
 
+
+@pytest.mark.parametrize("feed, warned", [(None, True), ("none", True), ("redis://127.0.0.1:9/0", False)])
+def test_a_validator_without_a_feed_says_revocation_is_off(tmp_path, feed, warned):
+    root = Path(__file__).resolve().parents[2]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(root), "JWTGATE_DATA_DIR": str(tmp_path),
+           "VALIDATOR_JWKS_URL": "http://127.0.0.1:9/jwks", **({"VALIDATOR_REVOCATION_DB": feed} if feed else {})}
+    result = subprocess.run([sys.executable, "-c", "from validator.app import get_app; get_app()"], env=env,
+                            cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
+    off = "VALIDATOR_REVOCATION_DB is not set: revocation is off, a revoked or logged-out token passes until its exp"
+    assert (off in events) == warned, events
