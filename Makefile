@@ -28,7 +28,7 @@ nginx: ## Install Debian's nginx when it is missing (as root), or say how
 	  fi; }
 
 run: venv nginx ## Run the whole gateway on 127.0.0.1:8080 until Ctrl-C (JWTGATE_LISTEN to change)
-	$(PY) -m jwtgate run
+	$(PY) -m launcher run
 
 # The browser test drives Debian's chromium (playwright-core from node_modules never downloads a browser).
 chromium: ## Install Debian's chromium when it is missing (as root), or say how

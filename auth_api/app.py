@@ -13,7 +13,7 @@ from auth_api.config import Settings
 from auth_api.keys import KeyRing, start_rotation_schedule
 from auth_api.access import AccessTokenChecker
 from auth_api.dpop import TokenEndpointProofs
-from auth_api.backends import UNAVAILABLE, open_failure_counters, open_revocations
+from auth_api.storage import UNAVAILABLE, open_failure_counters, open_revocations
 from auth_api.limits import UNTHROTTLED, LockoutPolicy, LoginThrottle
 from auth_api.metrics import MetricsResource
 from auth_api.resources import (

@@ -1,6 +1,6 @@
 """DPoP at login and refresh (RFC 9449 section 5): a proof binds the issued tokens to the client's key.
 
-The proof is checked with the validator's rules (validator.dpop): `htm` POST, `htu` the endpoint's
+The proof is checked with the validator's rules (jwtgate.dpop): `htm` POST, `htu` the endpoint's
 URL as the client called it, `iat` within IAT_WINDOW_SECONDS, each `jti` once. Behind the gateway,
 Nginx tells us that URL: `X-Jwtgate-Self-Origin` ($scheme://$http_host) and `X-Original-URI`
 ($request_uri), replacing any client copy. Without them (the auth API called directly), the URL is
@@ -13,11 +13,11 @@ import os
 
 import falcon
 
+from jwtgate.credentials import authorization_token
+from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, request_url
 from jwtgate.files import load_or_create_secret
+from jwtgate.reasons import TokenRejected
 from jwtgate.replay import RedisReplayCache, SqliteReplayCache
-from validator.dpop import Nonces, ProofChecker, ProofRejected, request_url
-from validator.resources import authorization_token
-from validator.tokens import TokenRejected
 
 logger = logging.getLogger(__name__)
 

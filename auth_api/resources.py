@@ -21,7 +21,7 @@ from auth_api.metrics import count_login
 from auth_api.store import valid_username
 from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint
-from validator.tokens import TokenRejected
+from jwtgate.reasons import TokenRejected
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`make bench`: Nginx and the validator as shipped, measured with wrk against Nginx alone.
 
-The stack is jwtgate.stack.Stack (the rendered gateway.conf, the same snippet files and
+The stack is launcher.stack.Stack (the rendered gateway.conf, the same snippet files and
 gunicorn configs as `make run`), plus bench/bench.conf.template: a static file served with
 no auth, behind auth_request to an internal 204 (the mechanism's floor), behind the shipped
 snippets, and behind them with the verdict micro-cache. wrk runs every scenario at every
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from jwtgate.loopback import http_get
-from jwtgate.stack import Stack, render
+from launcher.stack import Stack, render
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent

@@ -1,9 +1,9 @@
-"""Strict JWT checks around python-jose's signature verification.
+"""Strict JWS parsing around python-jose's signature verification, for tokens, proofs and assertions.
 
 python-jose is lenient in places: its base64url decoding accepts padding and
 non-canonical spellings, its claim checks accept a string `exp` and read the
-wall clock. So we check the compact syntax, the JSON and every claim ourselves
-and hand python-jose only the signature check, always with the one algorithm
+wall clock. So we check the compact syntax and the JSON here, every claim in
+jwtgate.claims, and hand python-jose only the signature check, always with the one algorithm
 of the key we hold for the token's `kid` (RFC 8725 sections 2.1 and 3.1).
 """
 
@@ -11,43 +11,12 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 
-
-# Reason codes a denial can carry: (RFC 6750 error, description). Nginx's
-# jwtgate-http.conf maps the same codes to client messages; a test keeps both lists equal.
-REASONS = {
-    "missing_token": (None, "Missing Authorization header"),
-    "invalid_request": ("invalid_request", "Malformed Authorization header"),
-    "malformed": ("invalid_token", "Malformed token"),
-    "unsupported_header": ("invalid_token", "Unsupported token header"),
-    "wrong_type": ("invalid_token", "Wrong token type"),
-    "unsupported_algorithm": ("invalid_token", "Algorithm not allowed for this key"),
-    "unknown_key": ("invalid_token", "Unknown signing key"),
-    "invalid_signature": ("invalid_token", "Invalid signature"),
-    "expired": ("invalid_token", "Token expired"),
-    "not_yet_valid": ("invalid_token", "Token not yet valid"),
-    "invalid_claims": ("invalid_token", "Invalid claims"),
-    "wrong_issuer": ("invalid_token", "Wrong issuer"),
-    "wrong_audience": ("invalid_token", "Wrong audience"),
-    "revoked": ("invalid_token", "Token revoked"),
-    "insufficient_scope": ("insufficient_scope", "Insufficient scope or role"),
-    "cross_site_request": ("invalid_request", "Cross-site request refused"),
-    "revocation_unavailable": ("invalid_token", "Revocation status unknown"),
-    "internal_error": ("invalid_token", "Token could not be verified"),
-    # RFC 9449 (DPoP): these denials carry a `DPoP` challenge, not a `Bearer` one.
-    "dpop_required": ("invalid_token", "Token is DPoP-bound: send it with the DPoP scheme and a proof"),
-    "dpop_unbound": ("invalid_token", "Token is not DPoP-bound: send it with the Bearer scheme"),
-    "invalid_dpop_proof": ("invalid_dpop_proof", "Invalid DPoP proof"),
-    "dpop_replayed": ("invalid_dpop_proof", "DPoP proof replayed"),
-    # Section 9: the proof lacks a current server nonce; the answer carries one in DPoP-Nonce.
-    "use_dpop_nonce": ("use_dpop_nonce", "Resource server requires nonce in DPoP proof"),
-}
+from jwtgate.reasons import TokenRejected
 
 # Header members we understand. Anything else, notably jwk, jku, x5u, x5c
 # (key material chosen by the sender), crit, b64, enc and zip, is refused.
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
-_REQUIRED_CLAIMS = frozenset({"exp", "iat", "sub", "iss", "aud", "jti"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # RFC 4648 section 3.5: a canonical encoding's last character has its unused low bits zero. By the
 # segment's length mod 4: every character, none (impossible length), 4 of 64, 16 of 64.
@@ -55,12 +24,6 @@ _BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _CANONICAL_LAST = (frozenset(_BASE64URL), frozenset(), frozenset(_BASE64URL[::16]), frozenset(_BASE64URL[::4]))
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _KID = re.compile(r"[\x21-\x7e]{1,128}")
-_VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
-# Role and scope values become comma-separated header values: no comma, space, CR or LF.
-_NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
-# Other mapped claims: printable ASCII without a comma (the array separator).
-_HEADER_VALUE = re.compile(r"[\x20-\x2b\x2d-\x7e]{1,256}")
-_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_HEADER_BYTES = 1024
 # python's json module would parse a few hundred levels of `[[[...]]]` inside a 4 KiB token, and
 # refuses a thousand only by running out of recursion. No token or DPoP proof needs more than a
@@ -69,104 +32,6 @@ MAX_JSON_DEPTH = 10
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
-_MAX_CLAIMS = 64
-_MAX_NAMES = 64
-# RFC 7519 NumericDate, bounded to the year 9999 so arithmetic never overflows anything.
-_MAX_NUMERIC_DATE = 253_402_300_799
-
-
-class TokenRejected(Exception):
-    """A token or request was refused; `reason` is a key of REASONS."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class UnknownKey(TokenRejected):
-    """The token names a `kid` we do not hold; a JWKS refetch may help."""
-
-    def __init__(self, kid):
-        super().__init__("unknown_key")
-        self.kid = kid
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class Identity:
-    """The verified facts about a token that /verify passes on, built small: the cache holds 100k of them."""
-
-    # sub, jti and sid in one string, separated by spaces, which none of them can hold (_VISIBLE):
-    # one string object instead of two or three saves 64 bytes or more a cached verdict (issue #6).
-    names: str
-    roles: tuple
-    scopes: tuple
-    iat: int
-    exp: int
-    # RFC 9449 section 6.1: the SHA-256 thumbprint of the key the token is bound to (cnf.jkt), or None.
-    jkt: str | None
-    # Further claims mapped to headers (VALIDATOR_CLAIM_HEADERS): ((claim, (value, ...)), ...).
-    extra: tuple
-    # VALIDATOR_FORWARD_CLAIMS: the token's payload segment, base64url JSON of exactly the claims verified.
-    claims: str | None
-
-    def __init__(self, sub, roles, scopes, jti, iat, exp, sid=None, jkt=None, extra=(), claims=None):
-        if " " in sub or " " in jti or (sid is not None and " " in sid):
-            raise ValueError("sub, jti and sid must not hold spaces")
-        setattr_ = object.__setattr__
-        setattr_(self, "names", f"{sub} {jti}" if sid is None else f"{sub} {jti} {sid}")
-        setattr_(self, "roles", roles)
-        setattr_(self, "scopes", scopes)
-        setattr_(self, "iat", iat)
-        setattr_(self, "exp", exp)
-        setattr_(self, "jkt", jkt)
-        setattr_(self, "extra", extra)
-        setattr_(self, "claims", claims)
-
-    @property
-    def sub(self):
-        return self.names.partition(" ")[0]
-
-    @property
-    def jti(self):
-        return self.ids()[1]
-
-    @property
-    def sid(self):
-        return self.ids()[2]
-
-    def ids(self):
-        """[sub, jti, sid], sid None when the token has none: what a revocation can name, in one split."""
-        names = self.names.split(" ")
-        if len(names) == 2:
-            names.append(None)
-        return names
-
-    def values(self, claim):
-        """The claim's values as a tuple of strings (empty when absent)."""
-        if claim == "sub":
-            return (self.sub,)
-        if claim == "roles":
-            return self.roles
-        if claim == "scope":
-            return self.scopes
-        for name, values in self.extra:
-            if name == claim:
-                return values
-        return ()
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What a token must satisfy besides its signature."""
-
-    issuer: str
-    audience: str
-    accepted_typ: tuple
-    leeway_seconds: int
-    # Claims besides sub, roles and scope that become headers, so must be header-safe.
-    extra_claims: tuple = ()
-    # Whether the whole claim set goes to the backend too (Identity.claims).
-    forward_claims: bool = False
 
 
 def token_digest(token):
@@ -174,7 +39,8 @@ def token_digest(token):
     return int.from_bytes(hashlib.sha256(token.encode("ascii")).digest(), "big")
 
 
-def _b64decode(segment):
+def b64decode(segment):
+    """The bytes of a base64url segment in its one canonical spelling, or TokenRejected("malformed")."""
     # Only the canonical spelling is accepted: the unused low bits of the last character are
     # zero, so one token has exactly one string form (and one cache key).
     if not _SEGMENT.fullmatch(segment) or segment[-1] not in _CANONICAL_LAST[len(segment) % 4]:
@@ -228,7 +94,8 @@ def _reject_constant(name):
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
-def _json_object(data):
+def json_object(data):
+    """The JSON object in `data`: strict (no duplicate members, NaN or deep nesting), or TokenRejected("malformed")."""
     if exceeds_depth(data):
         raise TokenRejected("malformed")
     try:
@@ -260,12 +127,12 @@ def parse(token):
     header = _KNOWN_HEADERS.get(header_segment)
     known = header is not None
     if not known:
-        header_bytes = _b64decode(header_segment)
+        header_bytes = b64decode(header_segment)
         if len(header_bytes) > _MAX_HEADER_BYTES:
             raise TokenRejected("malformed")
-        header = _json_object(header_bytes)
-    claims = _json_object(_b64decode(claims_segment))
-    signature = _b64decode(signature_segment)
+        header = json_object(header_bytes)
+    claims = json_object(b64decode(claims_segment))
+    signature = b64decode(signature_segment)
     if not known:
         _check_header(header)
         if len(_KNOWN_HEADERS) >= _MAX_KNOWN_HEADERS:
@@ -283,18 +150,6 @@ def _check_header(header):
     kid = header.get("kid", "")
     if not isinstance(kid, str) or (kid and not _KID.fullmatch(kid)):
         raise TokenRejected("unsupported_header")
-
-
-def check_type(header, accepted):
-    """RFC 9068 section 2.1: `typ` is at+jwt; `application/` may prefix it (RFC 7515 section 4.1.9)."""
-    typ = header.get("typ")
-    if not isinstance(typ, str):
-        raise TokenRejected("wrong_type")
-    typ = typ.lower()
-    if typ.startswith("application/"):
-        typ = typ[len("application/"):]
-    if typ not in accepted:
-        raise TokenRejected("wrong_type")
 
 
 def signature_verifies(jws, signature, key):
@@ -317,95 +172,3 @@ def verify_signature(token, header, signature, key):
         raise TokenRejected("unsupported_algorithm")
     if not signature_verifies(token, signature, key.key):
         raise TokenRejected("invalid_signature")
-
-
-def _numeric_date(claims, name):
-    value = claims[name]
-    # bool is an int subclass; floats and strings are refused outright.
-    if type(value) is not int or not 0 <= value <= _MAX_NUMERIC_DATE:
-        raise TokenRejected("invalid_claims")
-    return value
-
-
-def _names(value):
-    if not isinstance(value, list) or len(value) > _MAX_NAMES:
-        raise TokenRejected("invalid_claims")
-    for name in value:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise TokenRejected("invalid_claims")
-    return tuple(value)
-
-
-def _unshared(value):
-    return value
-
-
-def check_claims(claims, policy, now, share=_unshared, payload=None):
-    """Check required claims, their types and the time window; return the Identity."""
-    # `share` (VerdictCache.share) gives the copy of a role list, scope list, iat or exp that the
-    # Identity keeps, so that 100k cached verdicts hold one copy of each common value. `payload`, the
-    # token's claims segment, becomes the Identity's `claims`: the Verifier passes it only when the
-    # policy forwards them.
-    if len(claims) > _MAX_CLAIMS or not claims.keys() >= _REQUIRED_CLAIMS:
-        raise TokenRejected("invalid_claims")
-    exp = _numeric_date(claims, "exp")
-    iat = _numeric_date(claims, "iat")
-    nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
-    sub, jti, iss, aud = claims["sub"], claims["jti"], claims["iss"], claims["aud"]
-    if not (isinstance(sub, str) and _VISIBLE.fullmatch(sub)):
-        raise TokenRejected("invalid_claims")
-    if not (isinstance(jti, str) and _VISIBLE.fullmatch(jti)):
-        raise TokenRejected("invalid_claims")
-    sid = claims.get("sid")
-    if sid is not None and not (isinstance(sid, str) and _VISIBLE.fullmatch(sid)):
-        raise TokenRejected("invalid_claims")
-    scope = claims.get("scope", "")
-    if not isinstance(scope, str):
-        raise TokenRejected("invalid_claims")
-    roles = _names(claims.get("roles", []))
-    # RFC 8693 section 4.2: scope is one string of space-delimited names.
-    scopes = _names(scope.split(" ") if scope else [])
-    if iss != policy.issuer:
-        raise TokenRejected("wrong_issuer")
-    # One audience, as our issuer writes it: a token minted for several
-    # audiences could be replayed against each of them.
-    if aud != policy.audience:
-        raise TokenRejected("wrong_audience")
-    leeway = policy.leeway_seconds
-    if now >= exp + leeway:
-        raise TokenRejected("expired")
-    if iat > now + leeway or (nbf is not None and nbf > now + leeway):
-        raise TokenRejected("not_yet_valid")
-    if exp <= iat:
-        raise TokenRejected("invalid_claims")
-    extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
-    return Identity(sub=sub, roles=share(roles), scopes=share(scopes), jti=jti, iat=share(iat), exp=share(exp),
-                    sid=sid, jkt=_confirmation(claims), extra=extra, claims=payload)
-
-
-def _confirmation(claims):
-    """RFC 7800 `cnf`: only a DPoP key thumbprint (`jkt`), which we enforce; any other binding
-    (mTLS `x5t#S256`, say) we cannot check, so the token is refused rather than taken as a bearer token."""
-    if "cnf" not in claims:
-        return None
-    cnf = claims["cnf"]
-    if not isinstance(cnf, dict) or cnf.keys() != {"jkt"} or not isinstance(cnf["jkt"], str) \
-            or not _JKT.fullmatch(cnf["jkt"]):
-        raise TokenRejected("invalid_claims")
-    return cnf["jkt"]
-
-
-def _header_values(value):
-    """A mapped claim as header-safe strings; anything else refuses the token rather than reach a backend."""
-    items = value if isinstance(value, list) else [value]
-    if len(items) > _MAX_NAMES:
-        raise TokenRejected("invalid_claims")
-    values = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise TokenRejected("invalid_claims")
-        text = str(item)
-        if not _HEADER_VALUE.fullmatch(text) or text != text.strip():
-            raise TokenRejected("invalid_claims")
-        values.append(text)
-    return tuple(values)

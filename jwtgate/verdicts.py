@@ -52,7 +52,7 @@ class VerdictCache:
             return self._cache[digest]
 
     def put(self, digest, identity):
-        """Keep `identity`, built with share() (validator.tokens.check_claims) so it holds no value twice."""
+        """Keep `identity`, built with share() (jwtgate.claims.check_claims) so it holds no value twice."""
         if self._cache is None:
             return
         with self._lock:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jwtgate.stack import Stack
+from launcher.stack import Stack
 # Real Redis and PostgreSQL servers, and the auth store engines, for the scale-out tests.
 from tests.services import auth_database_url, postgres_server, redis_server  # noqa: F401
 

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from jwtgate.loopback import http_get
 from jwtgate.metrics import exposition
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
 log = logging.getLogger(__name__)
 

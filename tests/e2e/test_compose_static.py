@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from jwtgate.stack import Stack
+from launcher.stack import Stack
 
 pytestmark = pytest.mark.unit
 
@@ -122,7 +122,7 @@ def test_auth_data_is_a_named_volume_and_no_secret_is_in_the_file(compose):
 def test_each_service_runs_the_gunicorn_config_make_run_starts(compose, tmp_path, service, package):
     command = compose["services"][service]["command"]
     assert command == ["-c", f"{package}/gunicorn.conf.py"]
-    # `make run` (jwtgate.stack) starts `python -m gunicorn -c <the installed package>/gunicorn.conf.py`.
+    # `make run` (launcher.stack) starts `python -m gunicorn -c <the installed package>/gunicorn.conf.py`.
     started = Stack(tmp_path).gunicorn_command(package)
     assert started[1:4] == ["-m", "gunicorn", "-c"]
     config = Path(started[4])
@@ -160,7 +160,7 @@ def test_gateway_renders_our_template_with_the_images_envsubst(compose, tmp_path
     environment = gateway["environment"]
     used = set(re.findall(r"\$\{(NGINX_[A-Z_]+)\}", TEMPLATE.read_text()))
     assert used == set(environment) - {"NGINX_ENVSUBST_FILTER"}
-    # The image substitutes only NGINX_* (as jwtgate.stack.render does), so nginx's $host etc. survive.
+    # The image substitutes only NGINX_* (as launcher.stack.render does), so nginx's $host etc. survive.
     assert environment["NGINX_ENVSUBST_FILTER"] == "^NGINX_"
     assert environment["NGINX_LISTEN"] == "8080"
     assert environment["NGINX_VALIDATOR_ADDR"] == "validator:8000"

@@ -16,7 +16,7 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.keys import JwksSource
 
 settings.register_profile(
     "fuzz", max_examples=200, deadline=None, database=None, print_blob=True,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.minting import b64, claims, rs256
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
 pytestmark = pytest.mark.unit
 

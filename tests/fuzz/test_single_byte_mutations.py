@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from tests.minting import b64, claims, rs256
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
 pytestmark = pytest.mark.unit
 

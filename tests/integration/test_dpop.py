@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import start_stack
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
-from validator.dpop import Nonces
+from jwtgate.dpop import Nonces
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jwtgate.stack import NGINX_DIR, render
+from launcher.stack import NGINX_DIR, render
 from tests.conftest import free_port, start_stack
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from jwtgate.stack import Stack, StackError
+from launcher.stack import Stack, StackError
 from tests.conftest import children, free_port
 
 pytestmark = pytest.mark.integration

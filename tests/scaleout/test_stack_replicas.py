@@ -2,7 +2,7 @@
 
 import pytest
 
-from jwtgate.stack import NGINX_DIR, Stack, StackError, render
+from launcher.stack import NGINX_DIR, Stack, StackError, render
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from jwtgate.logs import JsonFormatter, fingerprint
 from jwtgate.revocation import SqliteRevocationStore
 from tests.dpop_support import DpopKey
 from tests.fakes import FakeClock
-from validator.dpop import Nonces
+from jwtgate.dpop import Nonces
 
 pytestmark = pytest.mark.unit
 

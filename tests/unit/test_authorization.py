@@ -13,8 +13,8 @@ from tests.unit.test_validator import FakeJwksServer
 from validator import authorization
 from validator.app import create_app
 from validator.config import DEFAULT_CLAIM_HEADERS, Settings
-from validator.keys import JwksSource
-from validator.tokens import Identity
+from jwtgate.keys import JwksSource
+from jwtgate.claims import Identity
 
 pytestmark = pytest.mark.unit
 

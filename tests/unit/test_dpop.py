@@ -17,10 +17,9 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256, with_overrides
 from validator.app import create_app, make_nonces
 from validator.config import Settings
-from validator import dpop as dpop_module
-from validator.dpop import (Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url,
-                            thumbprint)
-from validator.keys import JwksSource
+from jwtgate import dpop as dpop_module
+from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
+from jwtgate.keys import JwksSource
 
 pytestmark = pytest.mark.unit
 

@@ -6,12 +6,12 @@ import falcon.testing
 import pytest
 
 from jwtgate.settings import ConfigError
-from jwtgate.stack import NGINX_DIR, Stack, StackError, with_verdict_cache
+from launcher.stack import NGINX_DIR, Stack, StackError, with_verdict_cache
 from tests.fakes import FakeClock
 from tests.minting import claims, hs256
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import StaticKeys
+from jwtgate.keys import StaticKeys
 from validator.resources import verdict_cache_control
 
 pytestmark = pytest.mark.unit

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from jwtgate.stack import NGINX_DIR, render
-from validator.tokens import REASONS
+from launcher.stack import NGINX_DIR, render
+from jwtgate.reasons import REASONS
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +43,7 @@ def test_render_substitutes_only_given_variables():
 
 
 def test_every_template_variable_is_provided_by_the_stack():
-    from jwtgate.stack import Stack
+    from launcher.stack import Stack
 
     stack = Stack(Path("/nonexistent"))
     names = set()

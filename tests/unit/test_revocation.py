@@ -13,10 +13,10 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.keys import JwksSource
 from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
-from validator.tokens import Identity
+from jwtgate.claims import Identity
 
 pytestmark = pytest.mark.unit
 

@@ -16,8 +16,8 @@ from tests.minting import RsaSigner, b64, claims, header, rs256
 from validator import metrics
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
-from validator.tokens import MAX_JSON_DEPTH, exceeds_depth
+from jwtgate.keys import JwksSource
+from jwtgate.jose import MAX_JSON_DEPTH, exceeds_depth
 
 pytestmark = pytest.mark.unit
 

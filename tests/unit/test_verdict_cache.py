@@ -7,12 +7,13 @@ import pytest
 
 from tests.fakes import FakeClock
 from tests.minting import claims, hs256
-from validator import cache as cache_module
-from validator.cache import VerdictCache
-from validator.keys import StaticKeys
-from validator.revocation import NoRevocations
-from validator.tokens import Identity, Policy, check_claims, token_digest
-from validator.verifier import Verifier
+from jwtgate import verdicts as cache_module
+from jwtgate.verdicts import VerdictCache
+from jwtgate.keys import StaticKeys
+from jwtgate.claims import Identity, Policy, check_claims
+from jwtgate.jose import token_digest
+from jwtgate.revocation import NoRevocations
+from jwtgate.verifier import Verifier
 
 pytestmark = pytest.mark.unit
 
