@@ -51,8 +51,9 @@ servers: ## Install Debian's redis-server, postgresql and wrk when missing (as r
 	      echo "missing:$$missing: run 'sudo apt-get install$$missing' (Debian's packages), then retry." >&2; exit 1; \
 	    fi; }
 
-lint: venv ## Check the Python code with ruff (ruff.toml)
+lint: venv ## Check the Python code with ruff (ruff.toml) and the import contracts (setup.cfg [importlinter])
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint venv nginx chromium servers $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
 	$(PY) -m pytest

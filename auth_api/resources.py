@@ -99,7 +99,7 @@ def _invalid_grant():
     return falcon.HTTPUnauthorized(code="invalid_grant", description="Invalid or expired refresh token")
 
 
-class RefreshResource:
+class Refresh:
     """POST /api/auth/refresh: a refresh token in, a new access token and a new refresh token out.
 
     The token comes from the body, or from the browser's refresh cookie when the body names none; then
@@ -141,7 +141,7 @@ class RefreshResource:
                      event="refresh", cookies=cookies, jkt=jkt)
 
 
-class LogoutResource:
+class Logout:
     """POST /api/auth/logout: ends the bearer token's session (and a refresh token's, if sent); 204.
 
     Without an Authorization header, the browser's cookies are the credential: a valid access cookie, or
@@ -204,7 +204,7 @@ def _logout_refused():
     )
 
 
-class LoginResource:
+class Login:
     """POST /api/auth/login: a username and password in, an access token out."""
 
     def __init__(self, settings, *, store, keyring, sessions, clock, throttle=UNTHROTTLED, proofs=None):
@@ -269,8 +269,8 @@ class LoginResource:
         count_login(reason or "ok")
 
 
-class DemoLoginResource(LoginResource):
-    """LoginResource plus GET, which hands the demo user's token to anyone: AUTH_DEMO_LOGIN only."""
+class DemoLogin(Login):
+    """Login plus GET, which hands the demo user's token to anyone: AUTH_DEMO_LOGIN only."""
 
     def on_get(self, req, resp):
         user = self._store.get_user(self._settings.demo_user)
@@ -285,7 +285,7 @@ class DemoLoginResource(LoginResource):
         self._issue(resp, user, reason="demo")
 
 
-class JwksResource:
+class Jwks:
     """GET /.well-known/jwks.json: the public keys tokens are verified with."""
 
     def __init__(self, keyring):
@@ -297,7 +297,7 @@ class JwksResource:
         resp.cache_control = ["public", "max-age=60"]
 
 
-class HealthResource:
+class Health:
     """GET /healthz: the process is up and routing requests."""
 
     def on_get(self, req, resp):

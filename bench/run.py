@@ -193,7 +193,7 @@ class BenchStack:
         self.out = out
         self.listen = {"plain": f"127.0.0.1:{free_port()}", "cached": f"127.0.0.1:{free_port()}"}
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
-                           environ={**os.environ, "JWTGATE_VERDICT_CACHE": "1", **environ})
+                           environ={**os.environ, "JWTGATE_MICRO_CACHE": "1", **environ})
         self.upstream_keepalive = upstream_keepalive
         self.dpop = None
 

@@ -31,7 +31,7 @@ def challenge(realm, reason, scheme="Bearer"):
     return f'{scheme} realm="{realm}", error="{error}", error_description="{description}"{algs}'
 
 
-def verdict_cache_control(exp, now, max_age):
+def micro_cache_control(exp, now, max_age):
     """Cache-Control for an allowed verdict: `max-age` of at most `max_age` seconds, ending before `exp`."""
     # Nginx serves a cached entry through the whole second in which it expires (it
     # compares whole seconds), so one second comes off: a stored verdict never outlives exp.
@@ -132,7 +132,7 @@ class Verify:
         # for one proof, i.e. one request), not one with an assertion (it names the method and URI).
         cacheable = (self._verdict_max_age and source == "bearer" and identity.jkt is None
                      and self._assertions is None)
-        headers.append(("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
+        headers.append(("Cache-Control", micro_cache_control(identity.exp, self._clock(), self._verdict_max_age)
                         if cacheable else "no-store"))
         if source == "dpop":
             headers.extend(self._dpop_nonce())

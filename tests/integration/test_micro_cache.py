@@ -1,4 +1,4 @@
-"""The optional Nginx verdict micro-cache (JWTGATE_VERDICT_CACHE=1) through the real stack."""
+"""The optional Nginx micro-cache (JWTGATE_MICRO_CACHE=1) through the real stack."""
 
 import json
 import time
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def cached(tmp_path_factory):
     # Debug logging makes the validator log every allowed verdict, so the tests can
     # count which requests reached it; leeway 0 so exp is the exact end.
-    running = start_stack(tmp_path_factory, "verdict-cache", JWTGATE_VERDICT_CACHE="1", VALIDATOR_LOG_LEVEL="debug",
+    running = start_stack(tmp_path_factory, "micro-cache", JWTGATE_MICRO_CACHE="1", VALIDATOR_LOG_LEVEL="debug",
                           VALIDATOR_LEEWAY_SECONDS="0", VALIDATOR_VERDICT_MAX_AGE_SECONDS="10")
     kid = running.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
     running.signer = RsaSigner.from_pem(running.private_key_pem(), kid)

@@ -1,4 +1,4 @@
-"""The verdict micro-cache's validator side (Cache-Control from exp and the cap) and its Nginx switch."""
+"""The Nginx micro-cache: its validator side (Cache-Control from exp and the cap), its snippet and its switch."""
 
 from pathlib import Path
 
@@ -6,13 +6,13 @@ import falcon.testing
 import pytest
 
 from jwtgate.settings import ConfigError
-from launcher.stack import NGINX_DIR, Stack, StackError, with_verdict_cache
+from jwtgate.keys import StaticKeys
+from launcher.stack import NGINX_DIR, Stack, StackError
 from tests.fakes import FakeClock
 from tests.minting import claims, hs256
 from validator.app import create_app
 from validator.config import Settings
-from jwtgate.keys import StaticKeys
-from validator.resources import verdict_cache_control
+from validator.resources import micro_cache_control
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +32,7 @@ SECRET = b"k" * 40
 ])
 def test_max_age_is_capped_and_ends_before_exp(exp_in, cap, expected):
     now = 1_800_000_000.25
-    assert verdict_cache_control(now + exp_in, now, cap) == expected
+    assert micro_cache_control(now + exp_in, now, cap) == expected
 
 
 def _hs256(now, **overrides):
@@ -83,19 +83,20 @@ def test_setting_defaults_to_off_and_is_bounded():
         Settings.from_env({**base, "VALIDATOR_VERDICT_MAX_AGE_SECONDS": "60"})
 
 
-def test_cache_snippet_goes_inside_the_verify_location_only():
+def test_the_verify_location_alone_includes_the_optional_files_and_make_run_puts_the_cache_there(tmp_path):
     server = (NGINX_DIR / "snippets" / "jwtgate-server.conf").read_text()
-    cached = with_verdict_cache(server, Path("/x/jwtgate-verify-cache.conf"))
-    verify = cached.split("location = /_jwtgate/verify {")[1].split("\n}")[0]
-    assert "    include /x/jwtgate-verify-cache.conf;" in verify
-    assert cached.count("include /x/jwtgate-verify-cache.conf;") == 1
-    assert cached.replace("    include /x/jwtgate-verify-cache.conf;\n", "") == server
-    with pytest.raises(StackError):
-        with_verdict_cache("location = /other {\n}\n", Path("/x/c.conf"))
+    verify = server.split("location = /_jwtgate/verify {")[1].split("\n}")[0]
+    assert "    include jwtgate-verify.d/*.conf;" in verify
+    assert server.count("include jwtgate-verify.d/") == 1
+    stack = Stack(tmp_path, environ={"JWTGATE_MICRO_CACHE": "1"})
+    files = stack.includes(stack.nginx_variables())
+    assert files["jwtgate-verify.d/micro-cache.conf"].splitlines()[-1] == \
+        f"include {NGINX_DIR / 'snippets' / 'jwtgate-micro-cache.conf'};"
+    assert f"proxy_cache_path {tmp_path}/nginx/micro-cache " in files["conf.d/micro-cache.conf"]
 
 
 def test_cache_snippet_keys_on_authorization_and_requirements_and_never_stores_refusals():
-    text = (NGINX_DIR / "snippets" / "jwtgate-verify-cache.conf").read_text()
+    text = (NGINX_DIR / "snippets" / "jwtgate-micro-cache.conf").read_text()
     key = next(line for line in text.splitlines() if line.startswith("proxy_cache_key "))
     for variable in ("$http_authorization", "$jwtgate_require_scopes", "$jwtgate_require_roles",
                      "$jwtgate_require_claims"):
@@ -107,11 +108,29 @@ def test_cache_snippet_keys_on_authorization_and_requirements_and_never_stores_r
 
 
 def test_stack_switch_is_off_by_default():
-    assert Stack(Path("/nonexistent"), environ={}).snippets_dir == NGINX_DIR / "snippets"
-    stack = Stack(Path("/nonexistent"), environ={"JWTGATE_VERDICT_CACHE": "1"})
-    assert stack.snippets_dir == Path("/nonexistent/nginx/snippets")
+    off = Stack(Path("/nonexistent"), environ={})
+    assert not off.micro_cache and off.includes(off.nginx_variables()) == {}
+    assert "VALIDATOR_VERDICT_MAX_AGE_SECONDS" not in off.service_env()
+    stack = Stack(Path("/nonexistent"), environ={"JWTGATE_MICRO_CACHE": "1"})
+    assert stack.micro_cache
     assert stack.service_env()["VALIDATOR_VERDICT_MAX_AGE_SECONDS"] == "5"
-    assert "VALIDATOR_VERDICT_MAX_AGE_SECONDS" not in Stack(Path("/nonexistent"), environ={}).service_env()
+
+
+@pytest.mark.parametrize(("environ", "on"), [
+    ({"JWTGATE_VERDICT_CACHE": "1"}, True),
+    ({"JWTGATE_VERDICT_CACHE": "0"}, False),
+    ({"JWTGATE_VERDICT_CACHE": "1", "JWTGATE_MICRO_CACHE": "0"}, False),
+])
+def test_the_old_setting_name_still_works_for_one_release_and_says_so(tmp_path, capsys, environ, on):
+    stack = Stack(tmp_path, environ={**environ, "VALIDATOR_HS256_SECRET": "s" * 40})
+    assert stack.micro_cache is on
+    stack.check_settings()
+    assert "JWTGATE_VERDICT_CACHE is now JWTGATE_MICRO_CACHE" in capsys.readouterr().err
+
+
+def test_a_bad_old_setting_value_names_the_old_setting(tmp_path):
+    with pytest.raises(StackError, match="JWTGATE_VERDICT_CACHE"):
+        Stack(tmp_path, environ={"JWTGATE_VERDICT_CACHE": "2", "VALIDATOR_HS256_SECRET": "s" * 40}).check_settings()
 
 
 def test_only_a_bearer_header_verdict_may_be_stored():
