@@ -68,7 +68,7 @@ def make_revocations(settings):
     if settings.revocation_db is None:
         return NoRevocations()
     if is_redis_url(settings.revocation_db):
-        # Imported only here: the Redis client adds about 6 MiB to every worker (issue #6, RSS).
+        # Imported only here: the Redis client adds to every worker's memory.
         from jwtgate.redis_revocation import RedisRevocationStore
         from validator.redis_feed import PushedRevocationFeed
 
