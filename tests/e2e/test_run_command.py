@@ -11,9 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import free_port
-
-pytestmark = pytest.mark.e2e
+from tests.services import free_port
 
 
 def start_run(data_dir, port):

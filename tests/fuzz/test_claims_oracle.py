@@ -15,7 +15,6 @@ from tests.fuzz.conftest import JWKS_URL, Validator
 from tests.minting import AUDIENCE, ISSUER, rs256
 from validator.config import Settings
 
-pytestmark = pytest.mark.unit
 
 NOW = 1_800_000_000  # FakeClock's default
 MISSING = object()

@@ -7,7 +7,6 @@ import pytest
 from tests.minting import b64, claims, rs256
 from jwtgate.reasons import REASONS
 
-pytestmark = pytest.mark.unit
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

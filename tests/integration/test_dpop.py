@@ -14,7 +14,6 @@ from tests.conftest import start_stack
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
 from jwtgate.dpop import Nonces
 
-pytestmark = pytest.mark.integration
 
 PATH = "/api/protected/"
 ALGS = 'algs="ES256 RS256"'

@@ -9,8 +9,6 @@ from jwtgate.logs import fingerprint
 from tests.conftest import start_stack
 from tests.minting import RsaSigner, claims, rs256
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory):

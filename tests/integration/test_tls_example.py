@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from launcher.stack import NGINX_DIR, render
-from tests.conftest import free_port
+from tests.services import free_port
 
-pytestmark = pytest.mark.integration
 
 HSTS = "max-age=63072000"
 

@@ -29,8 +29,6 @@ from validator.redis_feed import PushedRevocationFeed
 from validator.revocation import RevocationSet
 from jwtgate.claims import Identity
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def redis_url(redis_server):

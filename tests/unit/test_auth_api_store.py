@@ -11,8 +11,6 @@ from auth_api.config import Settings
 from auth_api.sessions import PURGE_INTERVAL_SECONDS, Sessions, refresh_hash
 from auth_api.store import UnknownUser, UserExists, UserStore
 
-pytestmark = pytest.mark.unit
-
 
 class FakeClock:
     def __init__(self, now=1_700_000_000.75):

@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from launcher.stack import Stack
+from tests.compose_support import check_compose_schema, load_yaml
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -33,32 +32,21 @@ LONG_RUNNING = ("gateway", *PYTHON_SERVICES)
 DATA_DIR = "/var/lib/jwtgate"
 
 
-def _load_yaml(path):
-    return YAML(typ="safe", pure=True).load(path.read_text())
-
-
 @pytest.fixture(scope="module")
 def compose():
-    return _load_yaml(COMPOSE_FILE)
-
-
-def _check_compose_schema(path):
-    return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True, text=True, timeout=60,
-    )
+    return load_yaml(COMPOSE_FILE)
 
 
 # --- docker-compose.yml -------------------------------------------------------------------
 
 
 def test_compose_file_validates_against_the_compose_specification(tmp_path):
-    result = _check_compose_schema(COMPOSE_FILE)
+    result = check_compose_schema(COMPOSE_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
     # The checker really checks: a misspelt key fails it.
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE_FILE.read_text().replace("restart: unless-stopped", "restart_policy: always", 1))
-    assert _check_compose_schema(broken).returncode == 1
+    assert check_compose_schema(broken).returncode == 1
 
 
 def test_compose_services(compose):

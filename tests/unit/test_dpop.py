@@ -21,7 +21,6 @@ from jwtgate import dpop as dpop_module
 from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
 from jwtgate.keys import JwksSource
 
-pytestmark = pytest.mark.unit
 
 URL = "https://api.example/api/protected/"
 TOKEN = "header.claims.signature"
@@ -36,11 +35,6 @@ def key():
 @pytest.fixture(scope="module")
 def rsa_key():
     return DpopKey.generate("RS256")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

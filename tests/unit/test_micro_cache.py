@@ -14,7 +14,6 @@ from validator.app import create_app
 from validator.config import Settings
 from validator.resources import micro_cache_control
 
-pytestmark = pytest.mark.unit
 
 SECRET = b"k" * 40
 

@@ -3,12 +3,9 @@
 import re
 from pathlib import Path
 
-import pytest
 
 from launcher.stack import NGINX_DIR, render
 from jwtgate.reasons import REASONS
-
-pytestmark = pytest.mark.unit
 
 
 def _map(name):

@@ -18,17 +18,14 @@ from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
 from jwtgate.claims import Identity
 
-pytestmark = pytest.mark.unit
-
 
 def identity(**overrides):
     base = dict(sub="alice", roles=(), scopes=(), jti="j1", iat=1000, exp=2000, sid="s1")
     return Identity(**(base | overrides))
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(1_000)
+# Where the clock fixture (tests/unit/conftest.py) starts.
+CLOCK_START = 1_000
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ import pytest
 
 from launcher.stack import NGINX_DIR, Stack, StackError, render
 
-pytestmark = pytest.mark.unit
-
 
 def upstream(config, name):
     """The body of `upstream <name> { ... }` in a rendered config."""

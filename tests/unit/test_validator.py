@@ -7,7 +7,7 @@ import json
 import falcon.testing
 import pytest
 
-from tests.fakes import FakeClock
+from tests.fakes import FakeJwksServer
 from tests.minting import AUDIENCE, RsaSigner, b64, claims, header, hs256, rs256, unsigned
 from validator.app import create_app
 from validator.config import Settings
@@ -15,25 +15,9 @@ from jwtgate.keys import JwksSource, StaticKeys, keys_from_jwks
 from jwtgate import jose
 from jwtgate.reasons import REASONS, TokenRejected
 
-pytestmark = pytest.mark.unit
 
 SECRET = b"s" * 40
 BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-class FakeJwksServer:
-    """Serves a JWKS document to JwksSource's fetch hook and counts the fetches."""
-
-    def __init__(self, *signers):
-        self.document = {"keys": [signer.jwk for signer in signers]}
-        self.fetches = 0
-        self.fail = False
-
-    def __call__(self, url, *, unix_socket=None, timeout=None):
-        self.fetches += 1
-        if self.fail:
-            raise OSError("connection refused")
-        return 200, json.dumps(self.document).encode()
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +28,6 @@ def signer():
 @pytest.fixture(scope="module")
 def other_signer():
     return RsaSigner(kid="key-2")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from jwtgate.jose import token_digest
 from jwtgate.revocation import NoRevocations
 from jwtgate.verifier import Verifier
 
-pytestmark = pytest.mark.unit
-
 
 SECRET = b"k" * 40
 POLICY = Policy(issuer="jwtgate", audience="jwtgate-api", accepted_typ=("at+jwt",), leeway_seconds=0)
