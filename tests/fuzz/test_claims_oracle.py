@@ -1,6 +1,6 @@
 """Random claim sets signed with the right key: 200 exactly when an independent oracle of the README's rules says so.
 
-The oracle is written from the README ("What the validator checks"), not from validator/tokens.py.
+The oracle is written from the README ("What the validator checks"), not from jwtgate/claims.py.
 Limits the README does not state (claim count, name and `sub` lengths, the NumericDate range)
 are kept out of reach of the generators instead of being guessed.
 """
