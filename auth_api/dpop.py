@@ -1,4 +1,4 @@
-"""DPoP at login and refresh (RFC 9449 section 5): a proof binds the issued tokens to the client's key.
+"""DPoP at login, refresh and logout (RFC 9449 sections 5 and 7): a proof binds the issued tokens to the client's key.
 
 The proof is checked with the validator's rules (jwtgate.dpop): `htm` POST, `htu` the endpoint's
 URL as the client called it, `iat` within IAT_WINDOW_SECONDS, each `jti` once. Behind the gateway,
@@ -71,13 +71,24 @@ class TokenEndpointProofs:
             replay = SqliteReplayCache(os.path.join(settings.data_dir, "dpop-replay-auth.db"), clock)
         return cls(ProofChecker(iat_window=IAT_WINDOW_SECONDS, clock=clock), replay, nonces)
 
-    def key_of(self, req, resp=None, access_token=None):
-        """None without a DPoP header; the thumbprint (`jkt`) of a valid proof's key; else 400.
+    def key_of(self, req, resp=None):
+        """None without a DPoP header; the thumbprint (`jkt`) of a valid proof's key; else 400 (section 5).
 
-        A token request passes its resp: with nonces on, its proof needs a current one, and resp
-        gets the nonce to use next (section 8.2). With access_token (logout), the proof must carry
-        the token's hash (`ath`), as at the validator.
+        With nonces on, the proof needs a current one, and resp gets the nonce to use next (section 8.2).
         """
+        try:
+            return self._proven_key(req, resp, None)
+        except TokenRejected as rejected:
+            if rejected.reason == "use_dpop_nonce":
+                raise use_dpop_nonce(self._nonces.current()) from None
+            raise invalid_dpop_proof() from None
+
+    def resource_key(self, req, access_token):
+        """key_of for logout, a resource rather than a token endpoint: the proof carries the access token's
+        hash (`ath`) when one is sent, as at the validator, and a refused one is TokenRejected (section 7.1)."""
+        return self._proven_key(req, None, access_token)
+
+    def _proven_key(self, req, resp, access_token):
         proof = req.get_header("DPoP")
         if proof is None:
             return None
@@ -86,31 +97,41 @@ class TokenEndpointProofs:
         except ProofRejected as rejected:
             logger.info("dpop proof refused", extra={"result": "denied", "reason": "invalid_dpop_proof",
                                                      "error": rejected.detail})
-            raise invalid_dpop_proof() from None
+            raise TokenRejected("invalid_dpop_proof") from None
         if resp is not None and self._nonces is not None:
             if not self._nonces.valid(checked.nonce):
                 logger.info("dpop proof refused", extra={"result": "denied", "reason": "use_dpop_nonce"})
-                raise use_dpop_nonce(self._nonces.current())
+                raise TokenRejected("use_dpop_nonce")
             resp.set_header("DPoP-Nonce", self._nonces.current())
         if not self._replay.first_use(*self._checker.replay_key(checked)):
             logger.info("dpop proof refused", extra={"result": "denied", "reason": "invalid_dpop_proof",
                                                      "error": "replayed"})
-            raise invalid_dpop_proof()
+            raise TokenRejected("dpop_replayed")
         return checked.jkt
 
 
-def header_identity(req, checker, proofs):
-    """The Identity of the Authorization header's access token, for logout; TokenRejected if refused.
+def header_identity(req, checker):
+    """(token, Identity) of the Authorization header's access token, for logout; TokenRejected if refused.
 
-    As at the validator (RFC 9449 section 7): a bound token needs the DPoP scheme and a proof by its key,
-    so a stolen one cannot end its owner's session; an unbound token needs the Bearer scheme.
+    As at the validator (RFC 9449 section 7.2): a bound token needs the DPoP scheme, an unbound one the
+    Bearer scheme. require_key checks the bound key's proof, with the request's other credentials.
     """
     scheme, token = authorization_token(req.get_header("Authorization"), _MAX_TOKEN_BYTES)
     identity = checker.token_identity(token)
-    if identity.jkt is None:
-        if scheme != "bearer":
-            raise TokenRejected("dpop_unbound")
-        return identity
-    if scheme != "dpop" or proofs is None or proofs.key_of(req, access_token=token) != identity.jkt:
+    if identity.jkt is None and scheme != "bearer":
+        raise TokenRejected("dpop_unbound")
+    if identity.jkt is not None and scheme != "dpop":
         raise TokenRejected("dpop_required")
-    return identity
+    return token, identity
+
+
+def require_key(bound_keys, proof_key):
+    """TokenRejected unless every key in bound_keys (None: unbound) is the key of the request's proof.
+
+    RFC 9449 sections 5 and 7: a credential bound to a key, or naming a session bound to one, is worth
+    nothing without a proof by that key, whether it came in a header, a cookie or a body. proof_key()
+    (the proof's jkt, None without one, or TokenRejected) is called only when something is bound.
+    """
+    bound = set(bound_keys) - {None}
+    if bound and bound != {proof_key()}:
+        raise TokenRejected("dpop_required")

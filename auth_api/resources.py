@@ -6,7 +6,7 @@ import logging
 import falcon
 
 from auth_api import passwords
-from auth_api.dpop import header_identity
+from auth_api.dpop import header_identity, require_key
 from auth_api.cookies import (
     ACCESS_COOKIE,
     REFRESH_COOKIE,
@@ -21,7 +21,8 @@ from auth_api.metrics import count_login
 from auth_api.store import valid_username
 from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint
-from jwtgate.reasons import TokenRejected
+from jwtgate.credentials import challenge
+from jwtgate.reasons import REASONS, TokenRejected
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,14 @@ def issue_tokens(resp, settings, keyring, clock, user, *, session_id, refresh_to
     resp.set_header("Pragma", "no-cache")
 
 
-def _invalid_grant():
-    return falcon.HTTPUnauthorized(code="invalid_grant", description="Invalid or expired refresh token")
+def _invalid_grant(challenges=None):
+    return falcon.HTTPUnauthorized(code="invalid_grant", description="Invalid or expired refresh token",
+                                   challenges=challenges)
+
+
+# RFC 9449 section 7.1: a refusal for want of the bound key's proof names the DPoP scheme and its algorithms.
+_DPOP_CHALLENGES = {reason: [challenge("jwtgate", reason, "DPoP")]
+                    for reason in ("dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed")}
 
 
 class Refresh:
@@ -132,6 +139,10 @@ class Refresh:
             logger.warning("refresh token reused: session revoked",
                            extra={"user": outcome.username, "result": "denied", "reason": "reused"})
             raise _invalid_grant()
+        if outcome.status == "wrong_key":
+            # The store compares the session's binding with the proof's key in the rotation's own transaction.
+            logger.info("refresh", extra={"user": outcome.username, "result": "denied", "reason": "dpop_required"})
+            raise _invalid_grant(_DPOP_CHALLENGES["dpop_required"])
         user = self._store.get_user(outcome.username) if outcome.status == "ok" else None
         if user is None:
             logger.info("refresh", extra={"user": outcome.username, "result": "denied", "reason": outcome.status})
@@ -146,42 +157,53 @@ class Logout:
 
     Without an Authorization header, the browser's cookies are the credential: a valid access cookie, or
     a refresh cookie of the session, from the gateway's own origin. Either way the cookies are cleared.
+    Whichever way a DPoP-bound token or session is named, the request needs a proof by its key.
     """
 
     def __init__(self, settings, *, checker, sessions, proofs=None):
         self._settings = settings
         self._checker = checker
         self._sessions = sessions
-        # auth_api.dpop.TokenEndpointProofs: a DPoP-bound access token logs out with its key's proof.
+        # auth_api.dpop.TokenEndpointProofs: a DPoP-bound token or session logs out with its key's proof.
         self._proofs = proofs
 
     def on_post(self, req, resp):
         access_cookie, refresh_cookie = cookie_value(req, ACCESS_COOKIE), cookie_value(req, REFRESH_COOKIE)
-        if req.get_header("Authorization") is None and (access_cookie or refresh_cookie):
-            identity, cookie_session = self._from_cookies(req, access_cookie, refresh_cookie)
-        else:
-            identity, cookie_session = self._from_header(req), None
+        try:
+            if req.get_header("Authorization") is None and (access_cookie or refresh_cookie):
+                token, identity, cookie_session = self._from_cookies(req, access_cookie, refresh_cookie)
+            else:
+                (token, identity), cookie_session = header_identity(req, self._checker), None
+        except TokenRejected as rejected:
+            raise _logout_refused(rejected.reason) from rejected
         body = read_json_body(req, self._settings.max_body_bytes) if req.content_length else {}
         if not isinstance(body, dict):
             raise _invalid_request("The request body must be a JSON object")
         ended = {cookie_session, self._sessions.session_of(body.get("refresh_token"))}
         if identity is not None:
-            self._sessions.revoke_access_token(identity.jti, identity.exp)
             ended.add(identity.sid)
-        for session_id in ended - {None}:
+        ended.discard(None)
+        # One check for every credential that names a session, before anything is revoked.
+        bound = {identity.jkt if identity is not None else None} | {self._sessions.bound_key(s) for s in ended}
+        try:
+            require_key(bound, lambda: self._proof_key(req, token))
+        except TokenRejected as rejected:
+            logger.info("logout", extra={"user": identity.sub if identity else None, "result": "denied",
+                                         "reason": rejected.reason})
+            raise _logout_refused(rejected.reason) from rejected
+        if identity is not None:
+            self._sessions.revoke_access_token(identity.jti, identity.exp)
+        for session_id in ended:
             self._sessions.end(session_id)
         logger.info("logout", extra={"user": identity.sub if identity else None, "result": "ok"})
         clear_session_cookies(resp, self._settings)
         resp.status = falcon.HTTP_204
 
-    def _from_header(self, req):
-        try:
-            return header_identity(req, self._checker, self._proofs)
-        except TokenRejected as rejected:
-            raise _logout_refused() from rejected
+    def _proof_key(self, req, token):
+        return None if self._proofs is None else self._proofs.resource_key(req, token)
 
     def _from_cookies(self, req, access_cookie, refresh_cookie):
-        """(Identity or None, session id or None) from the cookies; one of them must hold."""
+        """(access token, its Identity, session id): the token and Identity None unless the access cookie is valid."""
         if not same_origin(req, self._settings.allowed_origins):
             raise cross_site_request()
         identity = None
@@ -193,11 +215,14 @@ class Logout:
                 pass
         session_id = self._sessions.session_of(refresh_cookie)
         if identity is None and session_id is None:
-            raise _logout_refused()
-        return identity, session_id
+            raise TokenRejected("missing_token")
+        return (access_cookie if identity is not None else None), identity, session_id
 
 
-def _logout_refused():
+def _logout_refused(reason):
+    if reason in _DPOP_CHALLENGES:
+        return falcon.HTTPUnauthorized(code=REASONS[reason][0], description=REASONS[reason][1],
+                                       challenges=_DPOP_CHALLENGES[reason])
     return falcon.HTTPUnauthorized(
         code="invalid_token", description="A valid access token is required to log out",
         challenges=['Bearer realm="jwtgate", error="invalid_token"'],

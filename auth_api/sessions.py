@@ -75,6 +75,10 @@ class Sessions:
             return None
         return self._store.session_of(refresh_hash(token))
 
+    def bound_key(self, session_id):
+        """The thumbprint of the DPoP key session_id's tokens are bound to, or None."""
+        return self._store.session_key(session_id)
+
     def revoke_access_token(self, jti, expires_at):
         self._revocations.add([Revocation("jti", jti, expires_at + self._settings.revocation_margin_seconds)])
 

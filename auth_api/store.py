@@ -295,6 +295,12 @@ class UserStore:
                 "SELECT session_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
         return row[0] if row else None
 
+    def session_key(self, session_id):
+        """The thumbprint of the DPoP key the session is bound to, or None (unbound, or no such session)."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT jkt FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row[0] if row else None
+
     def revoke_session(self, session_id):
         now = int(self._clock())
         with self._write() as connection:

@@ -1,8 +1,10 @@
-"""Credentials of a request: the Authorization header (Bearer or DPoP), the access-token cookie, its Origin."""
+"""Credentials of a request (the Authorization header, Bearer or DPoP; the access-token cookie; its Origin)
+and the challenge that refuses them."""
 
 import re
 
-from jwtgate.reasons import TokenRejected
+from jwtgate.dpop import ALGORITHMS
+from jwtgate.reasons import REASONS, TokenRejected
 
 # RFC 6750 section 2.1: the scheme is case-insensitive; we accept exactly one
 # space-separated token and leave its syntax to the strict parser.
@@ -58,3 +60,12 @@ def same_origin(origin, self_origin, allowed_origins):
     if not origin:
         return False
     return origin == self_origin or origin in allowed_origins
+
+
+def challenge(realm, reason, scheme="Bearer"):
+    """The RFC 6750 section 3 WWW-Authenticate value for a denial (RFC 9449 section 7.1 for DPoP)."""
+    error, description = REASONS[reason]
+    algs = f', algs="{" ".join(ALGORITHMS)}"' if scheme == "DPoP" else ""
+    if error is None:
+        return f'{scheme} realm="{realm}"{algs}'
+    return f'{scheme} realm="{realm}", error="{error}", error_description="{description}"{algs}'

@@ -10,6 +10,8 @@ import pytest
 from launcher.stack import Stack
 # Real Redis and PostgreSQL servers, and the auth store engines, for the scale-out tests.
 from tests.services import auth_database_url, free_port, postgres_server, redis_server  # noqa: F401
+# A real OpenID provider (oidc-provider from node_modules) for the tests of other identity providers.
+from tests.oidc_support import oidc_provider  # noqa: F401
 
 _STACKS = []
 _TESTS = Path(__file__).resolve().parent

@@ -16,10 +16,11 @@ from validator import metrics
 from jwtgate.keys import JwksSource, StaticKeys
 from jwtgate.revocation import NoRevocations, SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
+from jwtgate.credentials import challenge
 from jwtgate.dpop import Nonces, ProofChecker
 from validator.proof_gate import ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
-from validator.resources import AssertionKeys, Health, Ready, Verify, challenge
+from validator.resources import AssertionKeys, Health, Ready, Verify
 from validator.revocation import RevocationFeed, RevocationSet
 from jwtgate.claims import Policy
 from jwtgate.verifier import Verifier

@@ -7,8 +7,8 @@ import time
 
 import falcon
 
-from jwtgate.credentials import request_credentials, same_origin
-from jwtgate.dpop import ALGORITHMS, request_url
+from jwtgate.credentials import challenge, request_credentials, same_origin
+from jwtgate.dpop import request_url
 from jwtgate.logs import fingerprint
 from jwtgate.reasons import REASONS, TokenRejected, UnknownKey
 from validator import authorization
@@ -20,15 +20,6 @@ _REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 # RFC 9110 section 9.2.1: only these methods are safe; the others change state.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DPOP_REASONS = frozenset({"dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed", "use_dpop_nonce"})
-
-
-def challenge(realm, reason, scheme="Bearer"):
-    """The RFC 6750 section 3 WWW-Authenticate value for a denial (RFC 9449 section 7.1 for DPoP)."""
-    error, description = REASONS[reason]
-    algs = f', algs="{" ".join(ALGORITHMS)}"' if scheme == "DPoP" else ""
-    if error is None:
-        return f'{scheme} realm="{realm}"{algs}'
-    return f'{scheme} realm="{realm}", error="{error}", error_description="{description}"{algs}'
 
 
 def micro_cache_control(exp, now, max_age):

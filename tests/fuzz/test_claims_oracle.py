@@ -1,7 +1,7 @@
-"""Random claim sets signed with the right key: 200 exactly when an independent oracle of the README's rules says so.
+"""Random claim sets signed with the right key: 200 exactly when an independent oracle of the documented rules says so.
 
-The oracle is written from the README ("What the validator checks"), not from jwtgate/claims.py.
-Limits the README does not state (claim count, name and `sub` lengths, the NumericDate range)
+The oracle is written from docs/security.md ("What the validator checks"), not from jwtgate/claims.py.
+Limits the docs do not state (claim count, name and `sub` lengths, the NumericDate range)
 are kept out of reach of the generators instead of being guessed.
 """
 
@@ -24,7 +24,7 @@ _NAME = re.compile(r"[A-Za-z0-9._:/@-]+")
 
 
 def oracle(claim_set, leeway):
-    """Does this claim set satisfy every rule of the README?"""
+    """Does this claim set satisfy every rule of docs/security.md?"""
     required = ("exp", "iat", "sub", "iss", "aud", "jti")
     if any(name not in claim_set for name in required):
         return False

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import start_stack
@@ -184,6 +185,29 @@ def test_refresh_needs_the_same_key(stack):
     assert call(stack, token, key.proof("GET", stack.url + PATH, token)).status_code == 200
 
 
+def dpop_refresh(stack, key, refresh_token):
+    url = f"{stack.url}/api/auth/refresh"
+    return stack.client.post("/api/auth/refresh", json={"refresh_token": refresh_token},
+                             headers={"DPoP": key.proof("POST", url)})
+
+
+def post_as_stranger(stack, path, headers, body=None):
+    """A POST from a client of its own: the cookies it sends are exactly those in headers."""
+    with httpx.Client(base_url=stack.url, timeout=10.0) as stranger:
+        return stranger.post(path, headers=headers, json=body)
+
+
+def assert_revoked_at_the_gateway(stack, key, token):
+    # Revocations reach every validator worker within about a second.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        response = call(stack, token, key.proof("GET", stack.url + PATH, token))
+        if response.status_code == 401:
+            break
+        time.sleep(0.1)
+    assert response.status_code == 401 and response.json()["error"] == "revoked"
+
+
 def test_logout_needs_the_key_too(stack):
     key = DpopKey.generate("ES256")
     token = dpop_login(stack, key)["access_token"]
@@ -196,13 +220,53 @@ def test_logout_needs_the_key_too(stack):
     response = stack.client.post("/api/auth/logout", headers={"Authorization": f"DPoP {token}",
                                                                "DPoP": key.proof("POST", url, token)})
     assert response.status_code == 204, response.text
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        response = call(stack, token, key.proof("GET", stack.url + PATH, token))
-        if response.status_code == 401:
-            break
-        time.sleep(0.1)
-    assert response.status_code == 401 and response.json()["error"] == "revoked"
+    assert_revoked_at_the_gateway(stack, key, token)
+
+
+def test_the_key_holder_logs_out_with_a_bound_refresh_cookie_and_a_proof(stack):
+    key = DpopKey.generate("ES256")
+    tokens = dpop_login(stack, key)
+    response = post_as_stranger(stack, "/api/auth/logout", {
+        "Cookie": f"jwtgate_refresh={tokens['refresh_token']}", "Origin": stack.url,
+        "DPoP": key.proof("POST", f"{stack.url}/api/auth/logout")})
+    assert response.status_code == 204, response.text
+    assert dpop_refresh(stack, key, tokens["refresh_token"]).status_code == 401
+    assert_revoked_at_the_gateway(stack, key, tokens["access_token"])
+
+
+@pytest.mark.parametrize("path", ["access cookie", "refresh cookie", "refresh token in the body"])
+def test_a_bound_session_is_not_logged_out_without_its_key(stack, path):
+    key, thief = DpopKey.generate("ES256"), DpopKey.generate("ES256")
+    victim, own = dpop_login(stack, key), stack.login()
+    headers, body, ath = {
+        "access cookie": ({"Cookie": f"jwtgate_access={victim['access_token']}", "Origin": stack.url}, None,
+                          victim["access_token"]),
+        "refresh cookie": ({"Cookie": f"jwtgate_refresh={victim['refresh_token']}", "Origin": stack.url}, None, None),
+        "refresh token in the body": ({"Authorization": f"Bearer {own}"}, {"refresh_token": victim["refresh_token"]},
+                                      own),
+    }[path]
+    for proof in (None, thief.proof("POST", f"{stack.url}/api/auth/logout", ath)):
+        response = post_as_stranger(stack, "/api/auth/logout", {**headers, **({"DPoP": proof} if proof else {})},
+                                    body)
+        assert_refused(stack, response, "invalid_token", error="invalid_token")
+    # The victim's session lives on: its refresh token still rotates, and the new token passes the gateway.
+    response = dpop_refresh(stack, key, victim["refresh_token"])
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert call(stack, token, key.proof("GET", stack.url + PATH, token)).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["refresh cookie", "refresh token in the body"])
+def test_a_bound_refresh_token_is_refused_without_its_key(stack, path):
+    key = DpopKey.generate("ES256")
+    victim = dpop_login(stack, key)
+    headers, body = {
+        "refresh cookie": ({"Cookie": f"jwtgate_refresh={victim['refresh_token']}", "Origin": stack.url}, {}),
+        "refresh token in the body": ({}, {"refresh_token": victim["refresh_token"]}),
+    }[path]
+    response = post_as_stranger(stack, "/api/auth/refresh", headers, body)
+    assert_refused(stack, response, "invalid_grant", error="invalid_token")
+    assert dpop_refresh(stack, key, victim["refresh_token"]).status_code == 200
 
 
 def test_the_example_cli_as_the_readme_shows_it(stack, tmp_path):

@@ -1,5 +1,5 @@
 """Abuse limits through the real Nginx: login rate per address, per-account lockout without user
-enumeration, and the size limits the README documents, each at its boundary."""
+enumeration, and the size limits docs/security.md documents, each at its boundary."""
 
 import json
 import subprocess
@@ -15,7 +15,7 @@ from tests.minting import RsaSigner, claims, rs256
 PASSWORD = "a long and uncommon password for limits"
 DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}
 RATE_LIMITED = {"error": "rate_limited", "message": "Too many requests: try again later"}
-# The documented limits (README, "Limits").
+# The documented limits (docs/security.md, "Limits").
 MAX_TOKEN_BYTES = 4096
 MAX_CLAIMS = 64
 MAX_NAMES = 64

@@ -383,3 +383,82 @@ def test_nonces_are_asked_for_only_when_configured_and_never_without_a_proof(cli
     bad = login(nonce_client, headers={"DPoP": key.proof("GET", "http://falconframework.org" + LOGIN)})
     assert_json_error(bad, 400, "invalid_dpop_proof")
     assert "DPoP-Nonce" not in bad.headers
+
+
+# DPoP-bound sessions at logout and refresh (RFC 9449 sections 5 and 7): whichever credential names them.
+
+LOGOUT, REFRESH = "/api/auth/logout", "/api/auth/refresh"
+SITE = "http://falconframework.org"
+SAME_SITE = {"X-Jwtgate-Self-Origin": SITE, "Origin": SITE}
+
+
+def assert_dpop_refused(response, error):
+    assert response.status_code == 401, response.text
+    assert response.json["error"] == error
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('DPoP realm="jwtgate", error="invalid_token"') and 'algs="' in challenge, challenge
+
+
+@pytest.fixture
+def revocations(settings, clock):
+    # On the fake clock, so the revocations the app records are still live when read.
+    revocations = SqliteRevocationStore(settings.revocation_db, clock=clock)
+    revocations.create()
+    return revocations
+
+
+@pytest.fixture
+def bound_client(settings, store, keyring, revocations, clock):
+    return testing.TestClient(create_app(settings, store=store, keyring=keyring, revocations=revocations, clock=clock))
+
+
+def revoked(revocations):
+    return {(entry.kind, entry.value) for entry in revocations.changes(0)[0]}
+
+
+def bound_refresh(client, key, clock, token):
+    return client.simulate_post(REFRESH, json={"refresh_token": token},
+                                headers={"DPoP": key.proof("POST", SITE + REFRESH, iat=int(clock()))})
+
+
+def test_the_key_holder_logs_out_a_bound_session_with_its_refresh_cookie_and_a_proof(bound_client, revocations, clock):
+    key = DpopKey.generate("ES256")
+    victim = dpop_login(bound_client, key, clock).json
+    proof = key.proof("POST", SITE + LOGOUT, iat=int(clock()))
+    response = bound_client.simulate_post(LOGOUT, cookies={"jwtgate_refresh": victim["refresh_token"]},
+                                          headers={**SAME_SITE, "DPoP": proof})
+    assert response.status_code == 204, response.text
+    assert ("sid", jwt.get_unverified_claims(victim["access_token"])["sid"]) in revoked(revocations)
+    assert bound_refresh(bound_client, key, clock, victim["refresh_token"]).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["access cookie", "refresh cookie", "refresh token in the body"])
+def test_a_bound_session_is_not_logged_out_without_its_key(bound_client, revocations, clock, path):
+    key, thief = DpopKey.generate("ES256"), DpopKey.generate("ES256")
+    victim = dpop_login(bound_client, key, clock).json
+    own = login(bound_client).json["access_token"]
+    cookies, headers, body, ath = {
+        "access cookie": ({"jwtgate_access": victim["access_token"]}, SAME_SITE, None, victim["access_token"]),
+        "refresh cookie": ({"jwtgate_refresh": victim["refresh_token"]}, SAME_SITE, None, None),
+        "refresh token in the body": ({}, {"Authorization": f"Bearer {own}"},
+                                      {"refresh_token": victim["refresh_token"]}, own),
+    }[path]
+    for proof in (None, thief.proof("POST", SITE + LOGOUT, ath, iat=int(clock()))):
+        response = bound_client.simulate_post(LOGOUT, cookies=cookies, json=body,
+                                              headers={**headers, **({"DPoP": proof} if proof else {})})
+        assert_dpop_refused(response, "invalid_token")
+    # Refused before anything was revoked: nothing reached the validators, and the session still refreshes.
+    assert revoked(revocations) == set()
+    assert bound_refresh(bound_client, key, clock, victim["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("cookie", [False, True])
+def test_a_bound_refresh_token_without_its_key_is_refused_with_a_dpop_challenge(client, clock, cookie):
+    key = DpopKey.generate("ES256")
+    token = dpop_login(client, key, clock).json["refresh_token"]
+    if cookie:
+        response = client.simulate_post(REFRESH, json={}, cookies={"jwtgate_refresh": token}, headers=SAME_SITE)
+    else:
+        response = client.simulate_post(REFRESH, json={"refresh_token": token})
+    assert_dpop_refused(response, "invalid_grant")
+    assert bound_refresh(client, key, clock, token).status_code == 200

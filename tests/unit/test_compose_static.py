@@ -313,8 +313,8 @@ def _b64url(segment):
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def test_newman_and_playwright_are_pinned_with_a_lockfile():
-    pinned = {"newman": "6.2.2", "playwright-core": "1.65.1"}
+def test_newman_playwright_and_oidc_provider_are_pinned_with_a_lockfile():
+    pinned = {"newman": "6.2.2", "oidc-provider": "8.8.1", "playwright-core": "1.65.1"}
     package = json.loads((ROOT / "package.json").read_text())
     assert package["devDependencies"] == pinned and "dependencies" not in package
     lock = json.loads((ROOT / "package-lock.json").read_text())

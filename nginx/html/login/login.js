@@ -9,28 +9,29 @@ const IDENTITY_URL = "/api/protected/";
 
 const $ = (id) => document.getElementById(id);
 
-// Where to go after signing in: the `next` the gateway appended (everything after "?next=", so a
-// query string inside it survives), only if it is a path on this site. Anything else is ignored:
-// "//evil.example" or "/\evil.example" would be another host, "https:" or "javascript:" no path at all.
-function nextPath(search, origin) {
+// Where to go after signing in: the `next` the gateway appended (everything after "?next=", so its
+// query and fragment survive) resolved against this origin, and handed to the browser as that
+// absolute URL, so nothing is parsed twice. Only a path this gateway serves: same origin, not this
+// page (it would go nowhere), and not starting with "//" once resolved ("/.//evil.example" does),
+// which as a path alone is another host (RFC 3986 section 4.2). Anything else goes to "/", as the
+// gateway's own `next` does; null when there is no `next`.
+function nextUrl(search, origin) {
   if (!search.startsWith("?next=")) {
     return null;
   }
-  const next = search.slice("?next=".length);
-  if (!/^\/(?![\/\\])[\x21-\x7e]*$/.test(next)) {
-    return null;
-  }
+  const home = new URL("/", origin).href;
   let url;
   try {
-    url = new URL(next, origin);
+    url = new URL(search.slice("?next=".length), origin);
   } catch {
-    return null;
+    return home;
   }
-  // Back to this page would go nowhere.
-  if (url.origin !== origin || url.pathname === "/login" || url.pathname.startsWith("/login/")) {
-    return null;
+  if (url.origin !== origin || /^\/[\/\\]/.test(url.pathname) || url.pathname === "/login"
+      || url.pathname.startsWith("/login/")) {
+    return home;
   }
-  return url.pathname + url.search;
+  // Rebuilt from its parts: userinfo ("//user@host") is dropped, not handed on.
+  return url.origin + url.pathname + url.search + url.hash;
 }
 
 function showStatus(message, isError = false) {
@@ -109,7 +110,7 @@ async function signIn(event) {
       showSignedOut("Signed in, but the gateway refused the session.", true);
       return;
     }
-    const next = nextPath(window.location.search, window.location.origin);
+    const next = nextUrl(window.location.search + window.location.hash, window.location.origin);
     if (next) {
       showStatus("Signed in: redirecting…");
       window.location.assign(next);
@@ -143,7 +144,7 @@ async function signOut() {
 async function start() {
   $("login-form").addEventListener("submit", signIn);
   $("logout").addEventListener("click", signOut);
-  const next = nextPath(window.location.search, window.location.origin);
+  const next = nextUrl(window.location.search + window.location.hash, window.location.origin);
   try {
     let identity = await whoami();
     if (identity === null && (await refresh())) {

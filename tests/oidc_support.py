@@ -1,0 +1,171 @@
+"""A real OpenID provider for the tests: oidc-provider (tests/oidc/provider.mjs) on a loopback port.
+
+It issues RFC 9068 JWT access tokens by the client-credentials grant for a resource the client names
+(RFC 8707), signed with its RS256 or ES256 key. The keys are generated here into a private JWKS file;
+rotate() adds a new one and restarts the provider on the same port. Needs node and `npm ci` (make test
+runs it); a missing one fails with a message saying so.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.minting import b64
+from tests.services import _tail, _wait, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "tests" / "oidc" / "provider.mjs"
+AUDIENCE = "https://api.jwtgate.example/"
+SCOPES = "api:read api:write"
+
+
+def _int(value, length=None):
+    return b64(value.to_bytes(length or (value.bit_length() + 7) // 8, "big"))
+
+
+def private_jwk(alg):
+    """A new private signing JWK with a random kid: RSA 2048 for RS256, P-256 for ES256."""
+    kid = secrets.token_hex(8)
+    if alg == "RS256":
+        numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+        public = numbers.public_numbers
+        return {"kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": _int(public.n), "e": _int(public.e),
+                "d": _int(numbers.d), "p": _int(numbers.p), "q": _int(numbers.q), "dp": _int(numbers.dmp1),
+                "dq": _int(numbers.dmq1), "qi": _int(numbers.iqmp)}
+    if alg == "ES256":
+        numbers = ec.generate_private_key(ec.SECP256R1()).private_numbers()
+        public = numbers.public_numbers
+        # RFC 7518 section 6.2.1.2: coordinates are the full field size, 32 bytes for P-256.
+        return {"kty": "EC", "use": "sig", "alg": alg, "kid": kid, "crv": "P-256", "x": _int(public.x, 32),
+                "y": _int(public.y, 32), "d": _int(numbers.private_value, 32)}
+    raise ValueError(f"no key type for {alg}")
+
+
+class OidcProvider:
+    """One oidc-provider process with a confidential client allowed the client-credentials grant."""
+
+    def __init__(self, directory, *, resources=(AUDIENCE,), scopes=SCOPES, roles="user", ttl_seconds=300,
+                 client_id="jwtgate-tests"):
+        self.directory = Path(directory)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Another spelling of this origin (localhost, a trailing slash) may be set before start().
+        self.issuer = self.url
+        self.resources = tuple(resources)
+        self.scopes = scopes
+        self.roles = roles
+        self.ttl_seconds = ttl_seconds
+        self.client_id = client_id
+        self.client_secret = secrets.token_urlsafe(24)
+        self.jwks_path = self.directory / "jwks.json"
+        self.log_path = self.directory / "provider.log"
+        # Newest first: the provider signs with the first key of each algorithm.
+        self.keys = [private_jwk("RS256"), private_jwk("ES256")]
+        self.process = None
+        self.metadata = None
+
+    def _write_keys(self):
+        self.jwks_path.write_text(json.dumps({"keys": self.keys}))
+        self.jwks_path.chmod(0o600)
+
+    def _command(self):
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node is missing: run 'apt-get install nodejs npm'")
+        if not (ROOT / "node_modules" / "oidc-provider" / "package.json").exists():
+            raise RuntimeError("node_modules/oidc-provider is missing: run 'npm ci' (make test does)")
+        command = [node, str(SCRIPT), "--port", str(self.port), "--issuer", self.issuer, "--jwks", str(self.jwks_path),
+                   "--scopes", self.scopes, "--roles", self.roles, "--ttl", str(self.ttl_seconds)]
+        for resource in self.resources:
+            command += ["--resource", resource]
+        return command
+
+    def start(self):
+        """Start on self.port with the keys in self.keys; wait until discovery answers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._write_keys()
+        environ = {**os.environ, "OIDC_CLIENT_ID": self.client_id, "OIDC_CLIENT_SECRET": self.client_secret}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, env=environ, cwd=ROOT)
+
+        def ready():
+            self.metadata = self.discovery()
+            return self.metadata["issuer"] == self.issuer
+
+        _wait("oidc-provider", self.process, ready, self.log_path)
+        return self
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_tail(self, lines=30):
+        return _tail(self.log_path, lines)
+
+    def discovery(self):
+        """The OpenID Connect Discovery document, fetched."""
+        response = httpx.get(f"{self.url}/.well-known/openid-configuration", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def jwks(self):
+        """The public JWKS, fetched from the discovery document's jwks_uri."""
+        response = httpx.get(self.discovery()["jwks_uri"], timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def kid(self, alg="RS256"):
+        """The kid that signs tokens of alg now."""
+        return next(key["kid"] for key in self.keys if key["alg"] == alg)
+
+    def token_response(self, scope=SCOPES, resource=None, alg="RS256", client_secret=None):
+        """The raw answer to a client-credentials token request (RFC 6749 section 4.4, RFC 8707 resource)."""
+        form = {"grant_type": "client_credentials", "scope": scope, "resource": resource or self.resources[0],
+                "signing_alg": alg}
+        return httpx.post(self.metadata["token_endpoint"], data=form, timeout=10,
+                          auth=(self.client_id, client_secret or self.client_secret))
+
+    def token(self, scope=SCOPES, resource=None, alg="RS256"):
+        """A JWT access token for resource (default: the first one), signed with the alg key."""
+        response = self.token_response(scope, resource, alg)
+        if response.status_code != 200:
+            raise RuntimeError(f"token request refused: {response.status_code} {response.text}\n{self.log_tail()}")
+        return response.json()["access_token"]
+
+    def rotate(self, alg="RS256", keep_old=True):
+        """Add a new alg key that signs from now on (dropping the old one unless keep_old); restart on the same port.
+
+        Returns the new kid.
+        """
+        key = private_jwk(alg)
+        if not keep_old:
+            self.keys = [old for old in self.keys if old["alg"] != alg]
+        self.keys.insert(0, key)
+        self.restart()
+        return key["kid"]
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory):
+    """A real OpenID provider for the whole session; tests that rotate keys or stop it start their own."""
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc")).start()
+    yield provider
+    provider.stop()
