@@ -207,7 +207,6 @@ class BenchStack:
             "BENCH_LISTEN": self.listen["plain"],
             "BENCH_CACHED_LISTEN": self.listen["cached"],
             "BENCH_SNIPPETS_DIR": str(ROOT / "nginx" / "snippets"),
-            "BENCH_CACHED_SNIPPETS_DIR": str(self.stack.snippets_dir),
             "BENCH_STATIC_DIR": str(static),
         }))
         try:

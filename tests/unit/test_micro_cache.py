@@ -1,5 +1,6 @@
 """The Nginx micro-cache: its validator side (Cache-Control from exp and the cap), its snippet and its switch."""
 
+import re
 from pathlib import Path
 
 import falcon.testing
@@ -100,10 +101,20 @@ def test_cache_snippet_keys_on_authorization_and_requirements_and_never_stores_r
     for variable in ("$http_authorization", "$jwtgate_require_scopes", "$jwtgate_require_roles",
                      "$jwtgate_require_claims"):
         assert variable in key
-    assert "proxy_no_cache $upstream_http_x_auth_error;" in text
+    assert re.search(r"^proxy_no_cache \$upstream_http_x_auth_error[ ;]", text, re.M)
     # Only the validator's max-age decides: no default lifetime for answers without one.
     assert not any(line.startswith("proxy_cache_valid") for line in text.splitlines())
     assert "proxy_cache_use_stale off;" in text
+
+
+def test_a_server_can_skip_the_micro_cache_and_make_bench_measures_without_it_so():
+    text = (NGINX_DIR / "snippets" / "jwtgate-micro-cache.conf").read_text()
+    # Skipped: never read from the cache, never stored in it.
+    assert "proxy_cache_bypass $jwtgate_micro_cache_skip;" in text.splitlines()
+    assert "proxy_no_cache $upstream_http_x_auth_error $jwtgate_micro_cache_skip;" in text.splitlines()
+    bench = (NGINX_DIR.parent / "bench" / "bench.conf.template").read_text().split("\nserver {")
+    plain, cached = bench[1], bench[2]
+    assert "    set $jwtgate_micro_cache_skip 1;" in plain and "jwtgate_micro_cache_skip" not in cached
 
 
 def test_stack_switch_is_off_by_default():
