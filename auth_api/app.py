@@ -102,6 +102,9 @@ def get_app(environ=None):
         logger.critical("invalid configuration", extra={"setting": ", ".join(name for name, _ in error.problems)})
         raise
     logging.config.dictConfig(logconfig_dict("auth_api", settings.log_level))
+    if not settings.public_origins:
+        logger.warning("AUTH_PUBLIC_ORIGINS is not set: every DPoP proof at login, refresh and logout is refused"
+                       " (RFC 9449 section 4.3: a proof's htu must name this service's public origin)")
     store = UserStore.open(settings)
     keyring = KeyRing.open(settings)
     if settings.hs256_secret is None and settings.key_rotation_seconds:

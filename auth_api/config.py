@@ -36,6 +36,9 @@ class Settings:
     lockout_max_seconds: int = 900
     cookie_secure: bool = True
     allowed_origins: frozenset = frozenset()
+    # RFC 9449 section 4.3: the origins clients reach the auth API at, which a DPoP proof's htu must
+    # name. Empty: every DPoP proof is refused (the client's Host is never trusted instead).
+    public_origins: frozenset = frozenset()
     # Scaling out (README): empty means the SQLite files in data_dir.
     database_url: str = ""
     revocation_store: str = ""
@@ -80,6 +83,7 @@ class Settings:
         cookie_secure = reader.flag("COOKIE_SECURE", True)
         # Origins, besides the gateway's own, whose cookie logins, refreshes and logouts are accepted.
         allowed_origins = reader.origins("ALLOWED_ORIGINS")
+        public_origins = reader.origins("PUBLIC_ORIGINS")
         # Scaling out: the user store in PostgreSQL, revocations and lockout counters in Redis.
         database_url = reader.text("DATABASE_URL", "")
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
@@ -123,6 +127,7 @@ class Settings:
             lockout_max_seconds=lockout_max,
             cookie_secure=cookie_secure,
             allowed_origins=allowed_origins,
+            public_origins=public_origins,
             database_url=database_url,
             revocation_store=revocation_store,
             lockout_store=lockout_store,

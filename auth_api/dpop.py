@@ -1,11 +1,11 @@
 """DPoP at login, refresh and logout (RFC 9449 sections 5 and 7): a proof binds the issued tokens to the client's key.
 
 The proof is checked with the validator's rules (jwtgate.dpop): `htm` POST, `htu` the endpoint's
-URL as the client called it, `iat` within IAT_WINDOW_SECONDS, each `jti` once. Behind the gateway,
-Nginx tells us that URL: `X-Jwtgate-Self-Origin` ($scheme://$http_host) and `X-Original-URI`
-($request_uri), replacing any client copy. Without them (the auth API called directly), the URL is
-rebuilt from the request's own scheme, Host and path. With AUTH_DPOP_NONCE_SECONDS, a login or refresh
-proof must also carry a nonce of ours (section 8).
+URL, `iat` within IAT_WINDOW_SECONDS, each `jti` once. That URL is one of AUTH_PUBLIC_ORIGINS with
+the path the client called: behind the gateway, Nginx's `X-Original-URI` ($request_uri, replacing any
+client copy), else the request's own path. Never the request's Host (section 4.3: a proof made for
+another server must be useless here): without AUTH_PUBLIC_ORIGINS every proof is refused. With
+AUTH_DPOP_NONCE_SECONDS, a login or refresh proof must also carry a nonce of ours (section 8).
 """
 
 import logging
@@ -14,7 +14,7 @@ import os
 import falcon
 
 from jwtgate.credentials import authorization_token
-from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, request_url
+from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, request_urls
 from jwtgate.files import load_or_create_secret
 from jwtgate.reasons import TokenRejected
 from jwtgate.replay import RedisReplayCache, SqliteReplayCache
@@ -37,23 +37,15 @@ def use_dpop_nonce(nonce):
                                  headers={"DPoP-Nonce": nonce})
 
 
-def endpoint_url(req):
-    """The normalised URL the client sent this request to, for comparison with a proof's `htu`."""
-    origin = req.get_header("X-Jwtgate-Self-Origin")
-    if origin:
-        scheme, _, host = origin.partition("://")
-    else:
-        scheme, host = req.scheme, req.get_header("Host")
-    return request_url(scheme, host, req.get_header("X-Original-URI") or req.path)
-
-
 class TokenEndpointProofs:
     """Reads the optional DPoP proof of a login or refresh request: the key's thumbprint, or None."""
 
-    def __init__(self, checker, replay, nonces=None):
+    def __init__(self, checker, replay, nonces=None, origins=frozenset()):
         self._checker = checker
         self._replay = replay
         self._nonces = nonces
+        # AUTH_PUBLIC_ORIGINS: what a proof's htu may name.
+        self._origins = origins
 
     @classmethod
     def open(cls, settings, clock):
@@ -69,7 +61,7 @@ class TokenEndpointProofs:
             replay = RedisReplayCache(settings.dpop_replay_store, prefix="jwtgate:dpop-auth:")
         else:
             replay = SqliteReplayCache(os.path.join(settings.data_dir, "dpop-replay-auth.db"), clock)
-        return cls(ProofChecker(iat_window=IAT_WINDOW_SECONDS, clock=clock), replay, nonces)
+        return cls(ProofChecker(iat_window=IAT_WINDOW_SECONDS, clock=clock), replay, nonces, settings.public_origins)
 
     def key_of(self, req, resp=None):
         """None without a DPoP header; the thumbprint (`jkt`) of a valid proof's key; else 400 (section 5).
@@ -93,7 +85,10 @@ class TokenEndpointProofs:
         if proof is None:
             return None
         try:
-            checked = self._checker.check(proof, method=req.method, url=endpoint_url(req), access_token=access_token)
+            if not self._origins:
+                raise ProofRejected("no_public_origins")
+            urls = request_urls(self._origins, req.get_header("X-Original-URI") or req.path)
+            checked = self._checker.check(proof, method=req.method, urls=urls, access_token=access_token)
         except ProofRejected as rejected:
             logger.info("dpop proof refused", extra={"result": "denied", "reason": "invalid_dpop_proof",
                                                      "error": rejected.detail})

@@ -32,6 +32,9 @@ class Public:
     def on_get(self, req, resp):
         resp.media = {"message": "Public route: No auth needed"}
 
+    # RFC 9110 section 9.3.2: HEAD wherever GET, with GET's headers (Falcon sends no body).
+    on_head = on_get
+
 
 class Protected:
     """Every path under the protected prefixes: echoes the identity Nginx passed."""
@@ -67,7 +70,7 @@ class Protected:
             "path": req.path,
         }
 
-    on_post = on_put = on_patch = on_delete = on_get
+    on_head = on_post = on_put = on_patch = on_delete = on_get
 
 
 class Health:
@@ -75,6 +78,8 @@ class Health:
 
     def on_get(self, req, resp):
         resp.media = {"status": "ok"}
+
+    on_head = on_get
 
 
 class RequestLog:

@@ -1,11 +1,11 @@
--- wrk script for bench/run.py. Environment:
+-- wrk script for bench/wrk.py. Environment:
 --   BENCH_TOKENS      a file of tokens, one a line: each request sends the next one
 --   BENCH_HEADERS     a file of requests' headers, one request a line, "Name: value" pairs
 --                     separated by tabs (DPoP: each request its own proof)
 --   BENCH_FLOOD       "prefix|suffix": each request sends a new token, prefix..%010d..suffix
 --   BENCH_STOP_AFTER  after this many responses, stop and create the file BENCH_DONE_FILE
---                     (wrk itself waits out -d; run.py then ends it early with SIGINT)
--- done() prints one line, "BENCH {json}", that run.py reads.
+--                     (wrk itself waits out -d; wrk.py then ends it early with SIGINT)
+-- done() prints one line, "BENCH {json}", that wrk.py reads.
 local tokens_path = os.getenv("BENCH_TOKENS")
 local headers_path = os.getenv("BENCH_HEADERS")
 local flood = os.getenv("BENCH_FLOOD")

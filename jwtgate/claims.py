@@ -16,6 +16,12 @@ _MAX_CLAIMS = 64
 _MAX_NAMES = 64
 # RFC 7519 NumericDate, bounded to the year 9999 so arithmetic never overflows anything.
 _MAX_NUMERIC_DATE = 253_402_300_799
+# Claims in which issuers say what a token is (Cognito's token_use, others' token_type or type,
+# Keycloak's typ). A token that calls itself a refresh or ID token there is no access token, whatever
+# its header's typ says; a value that is no string is doubt, so refused too.
+_TYPE_CLAIMS = ("token_use", "token_type", "type", "typ")
+_NOT_ACCESS = re.compile(r"(urn:ietf:params:oauth:token-type:)?(refresh|id|offline)([_ -]?token)?(\+jwt)?",
+                         re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -136,6 +142,11 @@ def check_claims(claims, policy, now, share=_unshared, payload=None):
     # policy forwards them.
     if len(claims) > _MAX_CLAIMS or not claims.keys() >= _REQUIRED_CLAIMS:
         raise TokenRejected("invalid_claims")
+    for name in _TYPE_CLAIMS:
+        if name in claims:
+            value = claims[name]
+            if not isinstance(value, str) or _NOT_ACCESS.fullmatch(value.strip()):
+                raise TokenRejected("wrong_type")
     exp = _numeric_date(claims, "exp")
     iat = _numeric_date(claims, "iat")
     nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None

@@ -131,11 +131,16 @@ def normalize_uri(uri):
     return f"{scheme}://{authority}{path}"
 
 
-def request_url(scheme, host, uri):
-    """The normalised URL of the request Nginx reports: scheme, Host and $request_uri (query dropped)."""
-    if not scheme or not host or not uri or not uri.startswith("/"):
-        return None
-    return normalize_uri(f"{scheme}://{host}{uri.split('?', 1)[0]}")
+def request_urls(origins, uri):
+    """The normalised URLs a proof's `htu` may name: each public origin with the path of $request_uri.
+
+    RFC 9449 section 4.3: `htu` names this server, so the origins are the gateway's own (a setting),
+    never the request's Host, which the client chooses; the query is no part of it.
+    """
+    if not uri or not uri.startswith("/"):
+        return frozenset()
+    path = uri.split("?", 1)[0]
+    return frozenset(url for url in (normalize_uri(origin + path) for origin in origins) if url is not None)
 
 
 def _public_jwk(header):
@@ -204,8 +209,8 @@ class ProofChecker:
     def iat_window(self):
         return self._window
 
-    def check(self, proof, *, method, url, access_token=None):
-        """The checked Proof, or ProofRejected. `url` is request_url(...); `access_token` demands `ath`."""
+    def check(self, proof, *, method, urls, access_token=None):
+        """The checked Proof, or ProofRejected. `urls` is request_urls(...); `access_token` demands `ath`."""
         if not proof:
             raise ProofRejected("missing")
         # A comma: Falcon joined two DPoP headers (RFC 9449 section 4.3 step 1: exactly one).
@@ -234,7 +239,7 @@ class ProofChecker:
             raise ProofRejected("jti")
         if not isinstance(htm, str) or not _METHOD.fullmatch(htm) or htm != method:
             raise ProofRejected("htm")
-        if url is None or normalize_uri(htu) != url:
+        if normalize_uri(htu) not in urls:
             raise ProofRejected("htu")
         if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
             raise ProofRejected("iat")

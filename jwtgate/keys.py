@@ -28,6 +28,8 @@ class VerificationKey:
     kid: str
     alg: str
     key: object
+    # The published JWK as canonical JSON: other key material under the same kid is another key.
+    published: str = ""
 
 
 def _rsa_bits(modulus):
@@ -61,7 +63,8 @@ def key_from_jwk(member):
         alg = expected
     else:
         raise ValueError(f"key {kid} has unsupported kty")
-    return VerificationKey(kid=kid, alg=alg, key=jwk.construct(member, alg))
+    return VerificationKey(kid=kid, alg=alg, key=jwk.construct(member, alg),
+                           published=json.dumps(member, sort_keys=True, separators=(",", ":")))
 
 
 def keys_from_jwks(document):
@@ -95,6 +98,9 @@ class StaticKeys:
     def __len__(self):
         return len(self._keys)
 
+    def on_retire(self, callback):
+        """Nothing to watch: the one secret never leaves."""
+
     async def refresh(self):
         return None
 
@@ -115,12 +121,17 @@ class JwksSource:
         self._keys = {}
         self._last_attempt = None
         self._lock = asyncio.Lock()
+        self._retire_callbacks = []
 
     def get(self, kid):
         return self._keys.get(kid)
 
     def __len__(self):
         return len(self._keys)
+
+    def on_retire(self, callback):
+        """Call callback() whenever a refresh drops a key, or finds other material under its kid."""
+        self._retire_callbacks.append(callback)
 
     async def refresh(self, force=False):
         """Refetch unless a fetch began within the interval; concurrent callers share one fetch."""
@@ -130,8 +141,17 @@ class JwksSource:
                 return
             self._last_attempt = now
             keys = await asyncio.to_thread(self._load)
-            if keys is not None:
-                self._keys = keys
+            if keys is None:
+                return
+            retired = [kid for kid, held in self._keys.items()
+                       if kid not in keys or keys[kid].published != held.published]
+            self._keys = keys
+            if retired:
+                # A key pulled from the set (retired, or compromised) must stop validating at once:
+                # the callbacks drop what it verified (the verdict cache), in the same step as the swap.
+                log.info("jwks keys retired", extra={"url": self._url, "kid": " ".join(retired)[:200]})
+                for callback in self._retire_callbacks:
+                    callback()
 
     async def run(self, interval):
         """Refetch every interval, so new keys are known before tokens use them and removed ones go."""

@@ -58,6 +58,13 @@ class VerdictCache:
         with self._lock:
             self._cache[digest] = identity
 
+    def clear(self):
+        """Drop every verdict (jwtgate.keys: a key that verified some has left the key set)."""
+        if self._cache is None:
+            return
+        with self._lock:
+            self._cache.clear()
+
     def share(self, value):
         """The one kept copy of a value equal to `value` (stored now if it is new)."""
         # Most tokens carry one of a few role and scope lists, and tokens minted in the same second

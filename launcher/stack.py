@@ -5,8 +5,11 @@ this module, so what the tests prove is what a user runs.
 """
 
 import ctypes
+import grp
+import hashlib
 import importlib.util
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -23,7 +26,8 @@ NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
 # Scaling out: JWTGATE_<key> separate gunicorn masters of a service, each on its own socket.
-_REPLICA_SETTINGS = {"validator": ("VALIDATOR_REPLICAS", "VALIDATOR_BIND"), "auth_api": ("AUTH_REPLICAS", "AUTH_BIND")}
+_REPLICA_SETTINGS = {"validator": "VALIDATOR_REPLICAS", "auth_api": "AUTH_REPLICAS"}
+_BIND_SETTINGS = {"validator": "VALIDATOR_BIND", "auth_api": "AUTH_BIND", "backend": "BACKEND_BIND"}
 # Directories next to nginx.conf whose *.conf files the templates and snippets include, if any:
 # gateway.conf.template's upstreams a further replica each, jwtgate-server.conf's verify location the micro-cache.
 UPSTREAMS_DIR = "jwtgate-upstreams.d"
@@ -33,6 +37,10 @@ MICRO_CACHE_ZONE = "conf.d/micro-cache.conf"
 _OLD_MICRO_CACHE = "JWTGATE_VERDICT_CACHE"
 # JWTGATE_NGINX_SCHED_POLICY: the Linux scheduling policy Nginx runs under (chrt's names).
 _SCHED_POLICIES = {"batch": os.SCHED_BATCH, "other": os.SCHED_OTHER}
+# Started as root, Nginx's workers run as the first of these accounts that exists.
+_WORKER_ACCOUNTS = ("www-data", "nobody")
+# Where, as root, the files Nginx's workers open live: root alone creates entries under /run.
+_WORKER_DIRS = Path("/run/jwtgate")
 
 
 def render(template, variables):
@@ -43,6 +51,17 @@ def render(template, variables):
         return variables[name] if name in variables else match.group(0)
 
     return _VARIABLE.sub(substitute, template)
+
+
+def worker_account():
+    """(user, group, gid) for Nginx's workers when the launcher is root: www-data, else nobody."""
+    for name in _WORKER_ACCOUNTS:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name, entry.pw_gid
+    raise StackError(f"started as root, but no account for Nginx's workers exists: {' or '.join(_WORKER_ACCOUNTS)}")
 
 
 def _die_with_parent():
@@ -86,9 +105,19 @@ class Stack:
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
-        self.run_dir = self.data_dir / "run"
         self.log_dir = self.data_dir / "logs"
         self.nginx_prefix = self.data_dir / "nginx"
+        # As root, Nginx's workers run unprivileged (never as root), and the data directory's parents may
+        # be closed to them (/root, pytest's base directory): what they open, the services' sockets, their
+        # temporary and cache files and the login page, lives in a directory of its own that only root and
+        # their group may enter.
+        self.workers = worker_account() if os.geteuid() == 0 else None
+        if self.workers:
+            self.worker_dir = _WORKER_DIRS / hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+            self.run_dir = self.worker_dir / "run"
+        else:
+            self.worker_dir = self.nginx_prefix
+            self.run_dir = self.data_dir / "run"
 
     @property
     def url(self):
@@ -101,15 +130,15 @@ class Stack:
         """The process names of a service: itself, then `<service>-2` ... (JWTGATE_VALIDATOR_REPLICAS etc.)."""
         if service not in _REPLICA_SETTINGS:
             return [service]
-        count = EnvReader(self.environ, "JWTGATE_").integer(_REPLICA_SETTINGS[service][0], 1, minimum=1, maximum=16)
+        count = EnvReader(self.environ, "JWTGATE_").integer(_REPLICA_SETTINGS[service], 1, minimum=1, maximum=16)
         return [service] + [f"{service}-{index}" for index in range(2, (count or 1) + 1)]
 
     def replica_env(self, name):
-        """service_env() for one process; a further replica gets its own socket and metrics directory."""
+        """service_env() for one process, bound to its socket; a further replica gets its own metrics directory."""
         env = self.service_env()
         service = name.split("-")[0]
+        env[_BIND_SETTINGS[service]] = f"unix:{self.socket(name)}"
         if name != service:
-            env[_REPLICA_SETTINGS[service][1]] = f"unix:{self.socket(name)}"
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "metrics" / name)
         return env
 
@@ -141,6 +170,9 @@ class Stack:
         # Plain http here: browsers keep a `Secure` cookie from http://127.0.0.1 or localhost only, so a
         # JWTGATE_LISTEN on any other address would lose the login cookies.
         env.setdefault("AUTH_COOKIE_SECURE", "0")
+        # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
+        env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
+        env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
             env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
             env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))
@@ -158,10 +190,16 @@ class Stack:
     def prepare(self):
         """Create directories, initialise the auth data, render and test the Nginx config."""
         self.check_settings()
+        if self.workers:
+            self._open_to_workers()
         for directory in (self.data_dir, self.run_dir, self.log_dir, self.nginx_prefix / "conf.d",
-                          self.nginx_prefix / "tmp", self.nginx_prefix / UPSTREAMS_DIR,
-                          self.nginx_prefix / VERIFY_DIR, self.nginx_prefix / "micro-cache"):
+                          self.worker_dir / "tmp", self.nginx_prefix / UPSTREAMS_DIR, self.nginx_prefix / VERIFY_DIR):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.micro_cache:
+            (self.worker_dir / "micro-cache").mkdir(exist_ok=True, mode=0o700)
+        # Nginx would create its logs 0644; it appends to these instead.
+        for name in ("nginx-access", "nginx-error"):
+            self._open_log(name).close()
         self._run_checked([sys.executable, "-m", "auth_api", "init"], "auth_api init")
         variables = self.nginx_variables()
         configs = {"nginx.conf": NGINX_DIR / "local" / "nginx.conf.template",
@@ -191,6 +229,19 @@ class Stack:
                 (NGINX_DIR / "local" / "micro-cache-verify.conf.template").read_text(), variables)
         return files
 
+    def _open_to_workers(self):
+        """Make the worker directory, which Nginx's workers' group may enter (not list), with the login page.
+
+        Nginx itself hands its temporary and cache directories to the workers' user (mode 0700).
+        """
+        _WORKER_DIRS.mkdir(parents=True, exist_ok=True, mode=0o711)
+        gid = self.workers[2]
+        for directory in (self.worker_dir, self.run_dir, self.worker_dir / "tmp"):
+            directory.mkdir(exist_ok=True, mode=0o710)
+            os.chown(directory, 0, gid)
+            directory.chmod(0o710)
+        shutil.copytree(NGINX_DIR / "html", self.worker_dir / "html", dirs_exist_ok=True)
+
     def check_settings(self):
         """Read every service's settings now, so one message names every bad setting of the stack."""
         from auth_api.config import Settings as AuthSettings
@@ -203,7 +254,7 @@ class Stack:
             sys.stderr.write(f"jwtgate: {_OLD_MICRO_CACHE} is now JWTGATE_MICRO_CACHE; the old name is read for one"
                              " more release (the new one wins when both are set)\n")
         stack_env.text("NGINX_SCHED_POLICY", "batch", choices=_SCHED_POLICIES)
-        for key, _ in _REPLICA_SETTINGS.values():
+        for key in _REPLICA_SETTINGS.values():
             stack_env.integer(key, 1, minimum=1, maximum=16)
         problems = list(stack_env.problems)
         for settings_class in (ValidatorSettings, AuthSettings):
@@ -220,7 +271,9 @@ class Stack:
             "NGINX_LISTEN": self.listen,
             "NGINX_SNIPPETS_DIR": str(NGINX_DIR / "snippets"),
             # The login page (nginx/html/login/), static files Nginx serves itself.
-            "NGINX_HTML_DIR": str(NGINX_DIR / "html"),
+            "NGINX_HTML_DIR": str(self.worker_dir / "html" if self.workers else NGINX_DIR / "html"),
+            # Nginx's temporary files and the micro-cache.
+            "NGINX_WORKER_DIR": str(self.worker_dir),
             "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
             "NGINX_AUTH_API_ADDR": f"unix:{self.socket('auth_api')}",
             "NGINX_BACKEND_ADDR": f"unix:{self.socket('backend')}",
@@ -233,9 +286,7 @@ class Stack:
             # so several stacks (the tests start a few) never fight over a port.
             "NGINX_METRICS_LISTEN": self.environ.get("JWTGATE_METRICS_LISTEN")
             or f"unix:{self.run_dir / 'metrics.sock'}",
-            # As root, Nginx would switch its workers to `nobody`, who cannot open
-            # the sockets in our private data directory.
-            "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
+            "NGINX_USER_DIRECTIVE": f"user {self.workers[0]} {self.workers[1]};" if self.workers else "",
         }
 
     def demo_credentials(self):
@@ -292,6 +343,8 @@ class Stack:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        if self.workers:
+            shutil.rmtree(self.worker_dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
@@ -313,8 +366,14 @@ class Stack:
             raise StackError(f"{what} failed:\n{result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
 
+    def _open_log(self, name):
+        """The log file of `name` for appending, 0600 (an older run's too): logs name users and paths."""
+        fd = os.open(self.log_path(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        return open(fd, "ab")
+
     def _spawn(self, name, command, env=None, start=_die_with_parent):
-        with open(self.log_path(name), "ab") as log:
+        with self._open_log(name) as log:
             self.processes[name] = subprocess.Popen(
                 command, env=self.service_env() if env is None else env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log,

@@ -107,7 +107,7 @@ def make_dpop(settings, replay=None, clock=time.time):
         else:
             replay = MemoryReplayCache(clock)
     return ProofGate(ProofChecker(iat_window=settings.dpop_iat_window_seconds, clock=clock), replay,
-                     make_nonces(settings, clock))
+                     make_nonces(settings, clock), settings.public_origins)
 
 
 def make_nonces(settings, clock=time.time):
@@ -130,7 +130,10 @@ def create_app(settings, *, keys, revocations=None, assertions=None, replay=None
         forward_claims=settings.forward_claims,
     )
     stats = metrics.VerifyStats()
-    cache = metrics.CountedCache(VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock), stats)
+    verdicts = VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock)
+    # A verdict holds only while the key that verified it does: a key that leaves the set takes them all.
+    keys.on_retire(verdicts.clear)
+    cache = metrics.CountedCache(verdicts, stats)
     verifier = Verifier(keys, cache, policy, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
     app.add_route("/verify", Verify(verifier, keys, stats, realm=settings.realm,
@@ -160,5 +163,8 @@ def get_app():
     """Entry point for gunicorn: settings from the environment."""
     settings = Settings.from_env(os.environ)
     logging.config.dictConfig(logconfig_dict("validator", settings.log_level))
+    if not settings.public_origins:
+        log.warning("VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
+                    " 4.3: a proof's htu must name the gateway's public origin)")
     return create_app(settings, keys=make_keys(settings), revocations=make_revocations(settings),
                       assertions=make_assertions(settings))

@@ -42,6 +42,9 @@ class Settings:
     realm: str = "jwtgate"
     log_level: str = "info"
     allowed_origins: frozenset = frozenset()
+    # RFC 9449 section 4.3: the origins clients reach the gateway at, which a DPoP proof's htu must name.
+    # Empty: every DPoP-bound token is refused (the client's Host is never trusted instead).
+    public_origins: frozenset = frozenset()
     assertion_audience: str = ""
     assertion_ttl_seconds: int = 30
     assertion_key_dir: str = ""
@@ -117,6 +120,7 @@ class Settings:
             claim_headers=tuple(claim_headers),
             forward_claims=env.flag("FORWARD_CLAIMS", False),
             allowed_origins=frozenset(allowed_origins),
+            public_origins=env.origins("PUBLIC_ORIGINS"),
             assertion_audience=env.text("ASSERTION_AUDIENCE", "", max_length=256),
             assertion_ttl_seconds=env.integer("ASSERTION_TTL_SECONDS", 30, minimum=5, maximum=300),
             assertion_key_dir=env.text("ASSERTION_KEY_DIR", os.path.join(data_dir(environ), "assertion")),

@@ -8,7 +8,6 @@ import time
 import falcon
 
 from jwtgate.credentials import challenge, request_credentials, same_origin
-from jwtgate.dpop import request_url
 from jwtgate.logs import fingerprint
 from jwtgate.reasons import REASONS, TokenRejected, UnknownKey
 from validator import authorization
@@ -23,10 +22,11 @@ _DPOP_REASONS = frozenset({"dpop_required", "dpop_unbound", "invalid_dpop_proof"
 
 
 def micro_cache_control(exp, now, max_age):
-    """Cache-Control for an allowed verdict: `max-age` of at most `max_age` seconds, ending before `exp`."""
-    # Nginx serves a cached entry through the whole second in which it expires (it
-    # compares whole seconds), so one second comes off: a stored verdict never outlives exp.
-    seconds = min(max_age, math.floor(exp - now) - 1)
+    """Cache-Control for an allowed verdict: kept at most `max_age` seconds, and never past `exp`."""
+    # Nginx serves a cached entry through the whole second in which it expires (it compares
+    # whole seconds: stored at t, `max-age=n` holds until floor(t) + n + 1), so one second
+    # comes off both bounds: a stored verdict never outlives exp, nor max_age after it was stored.
+    seconds = min(max_age - 1, math.floor(exp - now) - 1)
     return f"max-age={seconds}" if seconds > 0 else "no-store"
 
 
@@ -145,10 +145,8 @@ class Verify:
         # Section 7.2: a DPoP-bound token presented as a bearer token (or a cookie) is refused.
         if source != "dpop" or self._dpop is None:
             raise TokenRejected("dpop_required")
-        url = request_url(req.get_header("X-Original-Scheme"), req.get_header("X-Original-Host"),
-                          req.get_header("X-Original-URI"))
-        await self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"), url=url,
-                               access_token=token, jkt=identity.jkt)
+        await self._dpop.check(req.get_header("DPoP"), method=req.get_header("X-Original-Method"),
+                               uri=req.get_header("X-Original-URI"), access_token=token, jkt=identity.jkt)
 
     def _deny(self, req, resp, reason, token, source=None, detail=None):
         resp.status = falcon.HTTP_401

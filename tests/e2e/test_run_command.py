@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from launcher.stack import Stack
 from tests.services import free_port
 
 
@@ -54,8 +55,9 @@ def test_run_prints_credentials_serves_and_stops_cleanly(tmp_path):
         stop_run(process)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    assert not list((tmp_path / "run").glob("*.sock")) or all(
-        not _listening(path) for path in (tmp_path / "run").glob("*.sock"))
+    # Where the stack put its sockets (as root, a directory Nginx's workers may enter).
+    run_dir = Stack(tmp_path).run_dir
+    assert not list(run_dir.glob("*.sock")) or all(not _listening(path) for path in run_dir.glob("*.sock"))
 
     process, second = start_run(tmp_path, port)
     try:

@@ -17,10 +17,12 @@ def test_tiny_bench_writes_every_scenario(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     names = {row["scenario"] for row in results["table"]}
-    assert names == {"no-auth", "floor", "one-token", "tokens-200", "invalid", "micro-cache", "dpop", "tokens-2k"}
+    assert names == {"no-auth", "floor", "external-floor", "one-token", "tokens-200", "invalid", "micro-cache",
+                     "dpop", "tokens-2k"}
     for row in results["table"]:
         assert row["rps"] > 0 and row["socket_errors"] == 0, row
-        # Every protected scenario with valid tokens (DPoP: each proof used once) got the static file;
-        # invalid ones got only 401s.
+        assert row["vs_external"] > 0 and row["vs_no_auth"] > 0, row
+        # Every protected scenario with valid tokens (DPoP: each proof used once) got the static file, and
+        # the zero-cost auth server allowed every request of its floor; invalid ones got only 401s.
         assert (row["non_2xx"] > 0) == (row["scenario"] == "invalid"), row
     assert results["machine"]["cores"] >= 1 and "nginx" in results["machine"]["nginx"]

@@ -208,6 +208,31 @@ def assert_revoked_at_the_gateway(stack, key, token):
     assert response.status_code == 401 and response.json()["error"] == "revoked"
 
 
+def test_a_proof_made_for_another_server_is_refused_whatever_host_the_client_sends(stack, key):
+    # RFC 9449 section 4.3: htu must name this gateway (VALIDATOR_ and AUTH_PUBLIC_ORIGINS, which make run sets
+    # to the address it listens on), never whatever Host the request carries.
+    elsewhere, host = "http://rs-a.example", {"Host": "rs-a.example"}
+    issued = dpop_login(stack, key)
+    token = issued["access_token"]
+    before = len(stack.backend_hits())
+    response = stack.client.get(PATH, headers={**host, "Authorization": f"DPoP {token}",
+                                               "DPoP": key.proof("GET", elsewhere + PATH, token)})
+    assert_refused(stack, response, "invalid_dpop_proof")
+    assert len(stack.backend_hits()) == before
+    body = {"username": stack.username, "password": stack.password}
+    login = stack.client.post("/api/auth/login", json=body,
+                              headers={**host, "DPoP": key.proof("POST", elsewhere + "/api/auth/login")})
+    assert login.status_code == 400 and login.json()["error"] == "invalid_dpop_proof", login.text
+    refresh = stack.client.post("/api/auth/refresh", json={"refresh_token": issued["refresh_token"]},
+                                headers={**host, "DPoP": key.proof("POST", elsewhere + "/api/auth/refresh")})
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_dpop_proof", refresh.text
+    # Control: the same requests with proofs for our own origin pass.
+    assert call(stack, token, key.proof("GET", stack.url + PATH, token)).status_code == 200
+    refresh = stack.client.post("/api/auth/refresh", json={"refresh_token": issued["refresh_token"]},
+                                headers={"DPoP": key.proof("POST", stack.url + "/api/auth/refresh")})
+    assert refresh.status_code == 200, refresh.text
+
+
 def test_logout_needs_the_key_too(stack):
     key = DpopKey.generate("ES256")
     token = dpop_login(stack, key)["access_token"]

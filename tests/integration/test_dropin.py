@@ -64,6 +64,7 @@ def _configure(prefix, stack):
     # when we are root (they must open the stack's private sockets).
     (prefix / "nginx.conf").write_text(render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), {
         "NGINX_PREFIX": str(prefix),
+        "NGINX_WORKER_DIR": str(prefix),
         "NGINX_ERROR_LOG": str(error_log),
         "NGINX_WORKER_PROCESSES": "1",
         "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",

@@ -32,6 +32,24 @@ def test_public_route_needs_no_token(gateway):
     assert response.json() == {"message": "Public route: No auth needed"}
 
 
+def test_head_is_answered_wherever_get_is(gateway):
+    # RFC 9110 section 9.3.2: GET's status and headers, no body; through Nginx to the sample backend.
+    token = gateway.login()
+    for path, headers in (("/api/public/", {}), ("/api/protected/", bearer(token)),
+                          ("/api/protected/deep/path", bearer(token)), ("/api/orders/", bearer(token))):
+        get = gateway.client.get(path, headers=headers)
+        head = gateway.client.head(path, headers=headers)
+        assert get.status_code == head.status_code == 200, (path, head.status_code)
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"]
+    assert ("HEAD", "/api/protected/", gateway.username) in gateway.backend_hits()
+    # A HEAD without a token is refused as a GET is, before the backend.
+    before = len(gateway.backend_hits())
+    assert gateway.client.head("/api/protected/").status_code == 401
+    assert len(gateway.backend_hits()) == before
+
+
 def test_login_returns_an_access_token(gateway):
     response = gateway.client.post("/api/auth/login", json={"username": gateway.username,
                                                             "password": gateway.password})

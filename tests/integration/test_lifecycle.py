@@ -186,3 +186,23 @@ def test_key_rotation_under_load_fails_no_valid_request(lifecycle):
     assert results["failed"] == []
     assert results["ok"] > 10
     print(f"key rotation under load: {results['ok']} valid requests, 0 failed, kids {len(set(kids))}")
+
+
+def test_a_key_pulled_from_the_jwks_takes_its_cached_verdicts_with_it(lifecycle):
+    # A compromised key is pulled: a new one is published, the old file deleted. Every worker has a
+    # cached verdict for a token it signed; within a JWKS refresh (1 s here) every one refuses it.
+    token = login_body(lifecycle)["access_token"]
+    kid = jwt.get_unverified_header(token)["kid"]
+    assert set(statuses(lifecycle, token)) == {200}
+    cli(lifecycle, "keys", "rotate")
+    (key_file,) = (lifecycle.stack.data_dir / "keys").glob(f"*-{kid}.pem")
+    key_file.unlink()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and set(seen := statuses(lifecycle, token, count=16)) != {401}:
+        time.sleep(0.2)
+    assert set(seen) == {401}, seen
+    assert set(statuses(lifecycle, token)) == {401}
+    response = lifecycle.client.get("/api/protected/", headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["error"] == "unknown_key"
+    # Tokens of the keys still published pass.
+    assert set(statuses(lifecycle, login_body(lifecycle)["access_token"])) == {200}

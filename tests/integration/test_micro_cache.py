@@ -112,6 +112,30 @@ def test_cookie_verdicts_are_never_cached(cached):
     assert cached.client.get("/api/protected/").status_code == 401
 
 
+def test_a_revocation_takes_effect_within_max_age(cached):
+    max_age = 10    # the fixture's VALIDATOR_VERDICT_MAX_AGE_SECONDS
+    token = cached.login()
+    # Store the verdict just after a second begins: Nginx compares whole seconds, so that is when an
+    # entry would outlive its max-age the longest.
+    deadline = time.monotonic() + 2
+    while time.time() % 1 > 0.05:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert get(cached, "/api/protected/", token).status_code == 200
+    assert get(cached, "/api/protected/", token).status_code == 200
+    assert checks(cached, token) == 1, "the second answer should have come from the micro-cache"
+    logout = cached.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    assert logout.status_code == 204
+    revoked = time.monotonic()
+    while (status := get(cached, "/api/protected/", token).status_code) == 200:
+        assert time.monotonic() - revoked < max_age + 3, "the revoked token still passes"
+        time.sleep(0.05)
+    refused = time.monotonic()
+    assert status == 401
+    # A correctness bound (README: a revoked token passes for at most max-age), with room for the poll.
+    assert refused - revoked <= max_age + 0.5
+
+
 def test_a_server_that_skips_the_micro_cache_asks_the_validator_every_time(cached):
     # A second server in the same Nginx, as make bench's server without the cache: every check reaches the validator.
     port, snippets = free_port(), NGINX_DIR / "snippets"

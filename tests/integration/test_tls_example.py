@@ -59,7 +59,8 @@ class TlsNginx:
             directory.mkdir(parents=True, exist_ok=True)
         self.error_log = prefix / "logs" / "error.log"
         variables = {
-            "NGINX_PREFIX": str(prefix), "NGINX_ERROR_LOG": str(self.error_log), "NGINX_WORKER_PROCESSES": "1",
+            "NGINX_PREFIX": str(prefix), "NGINX_WORKER_DIR": str(prefix), "NGINX_ERROR_LOG": str(self.error_log),
+            "NGINX_WORKER_PROCESSES": "1",
             "NGINX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "",
             "NGINX_SNIPPETS_DIR": str(NGINX_DIR / "snippets"), "NGINX_ACCESS_LOG": str(prefix / "logs" / "access.log"),
             "NGINX_TLS_LISTEN": f"127.0.0.1:{self.tls_port}", "NGINX_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
@@ -184,5 +185,8 @@ def test_the_whole_flow_over_tls(tls, gateway):
 def test_plain_http_only_redirects(tls):
     response = httpx.get(f"http://127.0.0.1:{tls.http_port}/api/protected/x?y=1", follow_redirects=False)
     assert response.status_code == 301
-    assert response.headers["location"] == "https://127.0.0.1/api/protected/x?y=1"
+    # The certificate's name, whatever Host the client sent.
+    assert response.headers["location"] == "https://localhost/api/protected/x?y=1"
+    forged = httpx.get(f"http://127.0.0.1:{tls.http_port}/x", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert forged.headers["location"] == "https://localhost/x"
     assert httpx.get(f"http://127.0.0.1:{tls.http_port}/api/public/").status_code == 301

@@ -112,6 +112,18 @@ def test_refresh_typed_jwt_used_as_access_token(gate, stack_signer):
     gate.refused(token=rs256(stack_signer, refresh, header(stack_signer, typ="refresh+jwt")))
 
 
+@pytest.mark.parametrize(("claim", "value"), [("token_use", "refresh"), ("token_use", "id"), ("token_use", "ID"),
+                                              ("token_type", "refresh"), ("token_type", "Refresh_Token"),
+                                              ("token_type", "urn:ietf:params:oauth:token-type:id_token"),
+                                              ("type", "refresh"), ("type", "id_token"), ("typ", "Refresh"),
+                                              ("token_use", ["access"])],
+                         ids=lambda item: str(item).replace(" ", ""))
+def test_claims_that_declare_no_access_token_under_an_access_token_header(gate, signed, claim, value):
+    # The header says at+jwt, the claims say refresh or ID token: refused all the same.
+    answer = gate.refused(token=signed(**{claim: value}))
+    assert answer.json()["error"] == "wrong_type"
+
+
 @pytest.mark.parametrize("roles", ["admin", ["admin,root"], ["admin\r\nX-User-Id: root"], ["a b"], [1], [None],
                                    [["admin"]], {"admin": True}],
                          ids=["string", "comma", "crlf", "space", "int", "null", "nested-list", "object"])

@@ -25,6 +25,8 @@ LOGIN = "/api/auth/login"
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = passwords.hash(PASSWORD)
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
+# Falcon's TestClient sends its requests to this origin (AUTH_PUBLIC_ORIGINS of these tests).
+SITE = "http://falconframework.org"
 DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}
 
 
@@ -40,7 +42,8 @@ CLOCK_START = 1_700_000_000.6
 @pytest.fixture
 def settings(tmp_path):
     return Settings(
-        data_dir=str(tmp_path), issuer="https://auth.test", audience="orders-api", access_token_ttl_seconds=600
+        data_dir=str(tmp_path), issuer="https://auth.test", audience="orders-api", access_token_ttl_seconds=600,
+        public_origins=frozenset({SITE}),
     )
 
 
@@ -346,7 +349,7 @@ def nonce_client(settings, store, keyring, clock):
 
 
 def dpop_login(client, key, clock, **proof_options):
-    url = "http://falconframework.org" + LOGIN
+    url = SITE + LOGIN
     return login(client, headers={"DPoP": key.proof("POST", url, iat=int(clock()), **proof_options)})
 
 
@@ -363,7 +366,7 @@ def test_a_token_request_without_our_nonce_gets_one(nonce_client, settings, cloc
     issued = dpop_login(nonce_client, key, clock, jti="first", nonce=nonce)
     assert issued.status_code == 200, issued.text
     assert issued.json["token_type"] == "DPoP" and issued.headers["DPoP-Nonce"] == nonce
-    refresh_url = "http://falconframework.org/api/auth/refresh"
+    refresh_url = SITE + "/api/auth/refresh"
     for proof_nonce, status in ((None, 400), (Nonces(b"x" * 32, 30, clock).current(), 400), (nonce, 200)):
         response = nonce_client.simulate_post("/api/auth/refresh", json={"refresh_token": issued.json["refresh_token"]},
                                               headers={"DPoP": key.proof("POST", refresh_url, iat=int(clock()),
@@ -380,7 +383,7 @@ def test_nonces_are_asked_for_only_when_configured_and_never_without_a_proof(cli
     bearer = login(nonce_client)
     assert bearer.status_code == 200 and bearer.json["token_type"] == "Bearer" and "DPoP-Nonce" not in bearer.headers
     # A bad proof is invalid first: no nonce is handed out for it.
-    bad = login(nonce_client, headers={"DPoP": key.proof("GET", "http://falconframework.org" + LOGIN)})
+    bad = login(nonce_client, headers={"DPoP": key.proof("GET", SITE + LOGIN)})
     assert_json_error(bad, 400, "invalid_dpop_proof")
     assert "DPoP-Nonce" not in bad.headers
 
@@ -388,7 +391,6 @@ def test_nonces_are_asked_for_only_when_configured_and_never_without_a_proof(cli
 # DPoP-bound sessions at logout and refresh (RFC 9449 sections 5 and 7): whichever credential names them.
 
 LOGOUT, REFRESH = "/api/auth/logout", "/api/auth/refresh"
-SITE = "http://falconframework.org"
 SAME_SITE = {"X-Jwtgate-Self-Origin": SITE, "Origin": SITE}
 
 
@@ -462,3 +464,26 @@ def test_a_bound_refresh_token_without_its_key_is_refused_with_a_dpop_challenge(
         response = client.simulate_post(REFRESH, json={"refresh_token": token})
     assert_dpop_refused(response, "invalid_grant")
     assert bound_refresh(client, key, clock, token).status_code == 200
+
+
+# DPoP htu (RFC 9449 section 4.3): the auth API's own public origins, never the client's Host.
+
+def test_a_proof_made_for_another_server_is_refused_at_login_and_refresh(client, clock):
+    key = DpopKey.generate("ES256")
+    elsewhere = {"Host": "rs-a.example", "X-Jwtgate-Self-Origin": "http://rs-a.example"}
+    refused = login(client, headers={**elsewhere, "DPoP": key.proof("POST", "http://rs-a.example" + LOGIN,
+                                                                    iat=int(clock()))})
+    assert_json_error(refused, 400, "invalid_dpop_proof")
+    issued = dpop_login(client, key, clock)
+    assert issued.status_code == 200 and issued.json["token_type"] == "DPoP", issued.text
+    # A bound refresh token with a proof its owner made for another server.
+    stolen = client.simulate_post("/api/auth/refresh", json={"refresh_token": issued.json["refresh_token"]},
+                                  headers={**elsewhere, "DPoP": key.proof("POST", "http://rs-a.example/api/auth/refresh",
+                                                                          iat=int(clock()))})
+    assert_json_error(stolen, 400, "invalid_dpop_proof")
+
+
+def test_without_public_origins_every_proof_is_refused(settings, store, keyring, clock):
+    client = make_client(dataclasses.replace(settings, public_origins=frozenset()), store, keyring, clock)
+    assert_json_error(dpop_login(client, DpopKey.generate("ES256"), clock), 400, "invalid_dpop_proof")
+    assert login(client).json["token_type"] == "Bearer"

@@ -212,10 +212,18 @@ def test_get_app_warns_loudly_when_demo_login_is_on(tmp_path):
 
 
 def test_get_app_is_quiet_about_demo_login_when_off(tmp_path):
-    result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()")
+    result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()",
+                 AUTH_PUBLIC_ORIGINS="https://api.example")
     assert result.returncode == 0, result.stderr
     lines = _log_lines(result.stderr)
     assert [line["event"] for line in lines] == ["signing key generated", "auth_api ready"]
+
+
+def test_get_app_says_dpop_is_refused_without_public_origins(tmp_path):
+    result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()")
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in _log_lines(result.stderr) if line["level"] == "warning"]
+    assert line["event"].startswith("AUTH_PUBLIC_ORIGINS is not set: every DPoP proof")
 
 
 def test_get_app_logs_bad_settings_and_fails(tmp_path):

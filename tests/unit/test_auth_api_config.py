@@ -34,6 +34,7 @@ def test_every_setting_is_read(tmp_path):
             "AUTH_HS256_SECRET": "s" * 32,
             "AUTH_MAX_BODY_BYTES": "1024",
             "AUTH_LOG_LEVEL": "debug",
+            "AUTH_PUBLIC_ORIGINS": "https://api.example http://127.0.0.1:8080",
         }
     )
     assert settings == Settings(
@@ -46,6 +47,7 @@ def test_every_setting_is_read(tmp_path):
         hs256_secret=b"s" * 32,
         max_body_bytes=1024,
         log_level="debug",
+        public_origins=frozenset({"https://api.example", "http://127.0.0.1:8080"}),
     )
     assert settings.algorithm == "HS256"
 
@@ -74,6 +76,7 @@ def test_every_bad_setting_is_named_at_once():
                 "AUTH_LOG_LEVEL": "verbose",
                 "AUTH_DPOP_NONCE_SECONDS": "9",
                 "AUTH_DPOP_NONCE_SECRET": "short-nonce-secret",
+                "AUTH_PUBLIC_ORIGINS": "https://api.example/",
             }
         )
     names = [name for name, _ in raised.value.problems]
@@ -88,6 +91,7 @@ def test_every_bad_setting_is_named_at_once():
             "AUTH_LOG_LEVEL",
             "AUTH_DPOP_NONCE_SECONDS",
             "AUTH_DPOP_NONCE_SECRET",
+            "AUTH_PUBLIC_ORIGINS",
         ]
     )
     assert str(raised.value).startswith("invalid configuration:")

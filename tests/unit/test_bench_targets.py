@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.run import check_memory_targets
+from bench.report import check_memory_targets
 
 
 def rows(cached_mib, flooded_mib):

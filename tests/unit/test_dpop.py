@@ -3,10 +3,14 @@
 import asyncio
 import dataclasses
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import falcon.testing
 import pytest
@@ -18,11 +22,14 @@ from tests.minting import RsaSigner, claims, rs256, with_overrides
 from validator.app import create_app, make_nonces
 from validator.config import Settings
 from jwtgate import dpop as dpop_module
-from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_url, thumbprint
+from jwtgate.dpop import (Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_urls,
+                          thumbprint)
 from jwtgate.keys import JwksSource
 
 
 URL = "https://api.example/api/protected/"
+# VALIDATOR_PUBLIC_ORIGINS of the /verify tests: URL's origin.
+ORIGINS = frozenset({"https://api.example"})
 TOKEN = "header.claims.signature"
 ALGS = 'algs="ES256 RS256"'
 
@@ -52,7 +59,7 @@ def proof_header(key, **overrides):
 
 
 def check(checker, proof, method="GET", url=URL, token=TOKEN):
-    return checker.check(proof, method=method, url=normalize_uri(url), access_token=token)
+    return checker.check(proof, method=method, urls={normalize_uri(url)}, access_token=token)
 
 
 def rejected(checker, proof, detail, **kwargs):
@@ -124,12 +131,14 @@ def test_htu_is_compared_after_rfc_3986_normalisation(checker, key, clock, htu):
     check(checker, key.sign(proof_header(key), proof_claims(clock, htu=htu)))
 
 
-def test_request_url_from_what_nginx_passes():
-    assert request_url("http", "127.0.0.1:8080", "/api/protected/a?b=c") == "http://127.0.0.1:8080/api/protected/a"
-    assert request_url("https", "Example.COM:443", "/x") == "https://example.com/x"
-    assert request_url("http", "", "/x") is None
-    assert request_url("http", "h", "x") is None
-    assert request_url(None, "h", "/x") is None
+def test_request_urls_are_the_public_origins_with_the_path_nginx_passes():
+    origins = {"http://127.0.0.1:8080", "https://Example.COM:443"}
+    assert request_urls(origins, "/api/protected/a?b=c") == {"http://127.0.0.1:8080/api/protected/a",
+                                                             "https://example.com/api/protected/a"}
+    assert request_urls(origins, "/api/./x/../protected/") == {"http://127.0.0.1:8080/api/protected/",
+                                                               "https://example.com/api/protected/"}
+    assert request_urls(origins, "x") == request_urls(origins, "") == request_urls(origins, None) == frozenset()
+    assert request_urls((), "/x") == frozenset()
     assert normalize_uri("ftp://h/x") is None
     assert normalize_uri("http://user@h/x") is None
 
@@ -208,7 +217,7 @@ def test_duplicate_json_members_are_malformed(checker, key, clock):
 
 def test_no_ath_needed_without_an_access_token(checker, key, clock):
     proof = key.sign(proof_header(key), proof_claims(clock, ath=None, htm="POST"))
-    assert checker.check(proof, method="POST", url=normalize_uri(URL)).jkt == key.thumbprint
+    assert checker.check(proof, method="POST", urls={normalize_uri(URL)}).jkt == key.thumbprint
 
 
 def test_memory_replay_cache(clock):
@@ -261,12 +270,11 @@ def client(signer, clock):
 
     keys = JwksSource("http://auth/jwks", fetch=fetch, clock=clock)
     asyncio.run(keys.refresh())
-    settings = Settings(jwks_url="http://auth/jwks", verdict_max_age_seconds=5)
+    settings = Settings(jwks_url="http://auth/jwks", verdict_max_age_seconds=5, public_origins=ORIGINS)
     return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
 
 
-ORIGINAL = {"X-Original-Method": "GET", "X-Original-Scheme": "https", "X-Original-Host": "api.example",
-            "X-Original-URI": "/api/protected/?page=2"}
+ORIGINAL = {"X-Original-Method": "GET", "X-Original-URI": "/api/protected/?page=2"}
 
 
 def bound_token(signer, key, clock):
@@ -317,11 +325,89 @@ def test_bound_token_as_bearer_or_without_proof_is_refused(client, signer, key, 
     assert_dpop_denied(verify(client, token, scheme="dpop"), "invalid_dpop_proof")
 
 
+def test_a_proof_made_for_another_server_is_refused_whatever_host_the_client_sends(client, signer, key, clock):
+    # RFC 9449 section 4.3: htu names this gateway (VALIDATOR_PUBLIC_ORIGINS), not the Host the client chose.
+    token = bound_token(signer, key, clock)
+    elsewhere = "http://rs-a.example/api/protected/"
+    spoofed = {**ORIGINAL, "Authorization": f"DPoP {token}", "X-Original-Scheme": "http",
+               "X-Original-Host": "rs-a.example", "Host": "rs-a.example"}
+    result = client.simulate_get("/verify", headers={**spoofed, "DPoP": key.proof("GET", elsewhere, token,
+                                                                                  iat=int(clock()), jti="a")})
+    assert_dpop_denied(result, "invalid_dpop_proof")
+    # Control: the same request with a proof for our own origin passes.
+    result = client.simulate_get("/verify", headers={**spoofed, "DPoP": key.proof("GET", URL, token,
+                                                                                  iat=int(clock()), jti="b")})
+    assert result.status_code == 200, result.headers
+
+
+def test_each_configured_public_origin_is_accepted_and_no_other(signer, key, clock):
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+                      clock=clock)
+    asyncio.run(keys.refresh())
+    origins = frozenset({"https://api.example", "http://127.0.0.1:8080"})
+    client = falcon.testing.TestClient(
+        create_app(Settings(jwks_url="http://auth/jwks", public_origins=origins), keys=keys, clock=clock))
+    token = bound_token(signer, key, clock)
+    for index, (htu, status) in enumerate([
+        ("https://api.example/api/protected/", 200),
+        ("http://127.0.0.1:8080/api/protected/", 200),
+        ("HTTP://127.0.0.1:8080/api/./protected/?q=1", 200),
+        ("http://127.0.0.1:8081/api/protected/", 401),
+        ("http://api.example/api/protected/", 401),
+        ("https://api.example/api/admin/", 401),
+        ("https://api.example.evil/api/protected/", 401),
+    ]):
+        result = verify(client, token, proof=key.proof("GET", htu, token, iat=int(clock()), jti=f"j{index}"))
+        assert result.status_code == status, htu
+
+
+def test_without_public_origins_every_bound_token_is_refused(signer, key, clock):
+    # Never the client's Host instead: a standalone validator without the setting refuses DPoP.
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+                      clock=clock)
+    asyncio.run(keys.refresh())
+    client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, clock=clock))
+    token = bound_token(signer, key, clock)
+    headers = {**ORIGINAL, "X-Original-Scheme": "https", "X-Original-Host": "api.example",
+               "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", URL, token, iat=int(clock()))}
+    assert_dpop_denied(client.simulate_get("/verify", headers=headers), "invalid_dpop_proof")
+    # Bearer tokens are untouched.
+    assert verify(client, rs256(signer, claims(clock())), scheme="Bearer").status_code == 200
+
+
+def test_public_origins_setting_is_read_and_checked():
+    from jwtgate.settings import ConfigError
+
+    base = {"VALIDATOR_JWKS_URL": "http://a/jwks"}
+    assert Settings.from_env(base).public_origins == frozenset()
+    settings = Settings.from_env({**base, "VALIDATOR_PUBLIC_ORIGINS": " https://api.example  http://127.0.0.1:8080 "})
+    assert settings.public_origins == {"https://api.example", "http://127.0.0.1:8080"}
+    for bad in ("api.example", "https://api.example/", "ftp://api.example", "https://api.example/x"):
+        with pytest.raises(ConfigError, match="VALIDATOR_PUBLIC_ORIGINS"):
+            Settings.from_env({**base, "VALIDATOR_PUBLIC_ORIGINS": bad})
+
+
+@pytest.mark.parametrize(("origins", "warned"), [(None, True), ("https://api.example", False)])
+def test_a_validator_without_public_origins_says_so_at_start_up(tmp_path, origins, warned):
+    root = Path(__file__).resolve().parents[2]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(root),
+           "JWTGATE_DATA_DIR": str(tmp_path), "VALIDATOR_JWKS_URL": "http://127.0.0.1:9/jwks",
+           **({"VALIDATOR_PUBLIC_ORIGINS": origins} if origins else {})}
+    result = subprocess.run([sys.executable, "-c", "from validator.app import get_app; get_app()"], env=env,
+                            cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    warnings = [json.loads(line)["event"] for line in result.stderr.splitlines()
+                if line.startswith("{") and json.loads(line)["level"] == "warning"]
+    assert warnings == (["VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
+                         " 4.3: a proof's htu must name the gateway's public origin)"] if warned else [])
+
+
 def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(signer, key, clock, tmp_path):
     keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     replay = SqliteReplayCache(tmp_path / "replay.db", clock)
-    app = create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, replay=replay, clock=clock)
+    app = create_app(Settings(jwks_url="http://auth/jwks", public_origins=ORIGINS), keys=keys, replay=replay,
+                     clock=clock)
     token = bound_token(signer, key, clock)
     bound = {**ORIGINAL, "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", URL, token, iat=int(clock()))}
     plain = {"Authorization": f"Bearer {rs256(signer, claims(clock()))}"}
@@ -415,7 +501,8 @@ def nonce_client(signer, clock):
     keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
-    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET)
+    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET,
+                        public_origins=ORIGINS)
     return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
 
 

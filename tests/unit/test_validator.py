@@ -376,6 +376,23 @@ def test_access_token_type_spellings(client, signer, clock, typ):
     assert verify(client, rs256(signer, claims(clock()), header(signer, typ=typ))).status_code == 200
 
 
+@pytest.mark.parametrize("claim", ["token_use", "token_type", "type", "typ"])
+@pytest.mark.parametrize("value", ["refresh", "id", "Refresh", "ID", "REFRESH_TOKEN", "id_token", "refresh-token",
+                                   "Id Token", "offline", "refresh+jwt", " refresh ",
+                                   "urn:ietf:params:oauth:token-type:refresh_token",
+                                   "urn:ietf:params:oauth:token-type:id_token", 1, True, ["access"], {"use": "access"}])
+def test_a_token_whose_claims_say_it_is_no_access_token_is_refused(client, signer, clock, claim, value):
+    # Whatever the header's typ says (at+jwt here).
+    assert_denied(verify(client, rs256(signer, claims(clock(), **{claim: value}))), "wrong_type")
+
+
+@pytest.mark.parametrize(("claim", "value"), [("token_use", "access"), ("token_type", "access_token"),
+                                              ("token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                                              ("typ", "Bearer"), ("type", "identity"), ("type", "refreshment")])
+def test_a_token_whose_claims_say_access_or_something_else_passes(client, signer, clock, claim, value):
+    assert verify(client, rs256(signer, claims(clock(), **{claim: value}))).status_code == 200
+
+
 def test_token_signed_by_another_key_with_our_kid_is_refused(client, signer, clock):
     impostor = RsaSigner(kid=signer.kid)
     assert_denied(verify(client, rs256(impostor, claims(clock()))), "invalid_signature")
@@ -450,17 +467,51 @@ def test_cache_hit_is_exact_token_only(client, signer, clock):
     assert_denied(verify(client, impostor), "invalid_signature")
 
 
-def test_cached_verdict_is_used_without_rechecking_keys(settings, jwks, signer, clock):
+def test_a_cached_verdict_goes_with_the_key_that_verified_it(settings, jwks, signer, other_signer, clock):
+    # A key pulled from the JWKS (retired, or compromised) stops validating at the next refresh, cached
+    # verdicts included.
+    jwks.document = {"keys": [signer.jwk, other_signer.jwk]}
+    keys = JwksSource("http://auth/jwks", fetch=jwks, clock=clock)
+    asyncio.run(keys.refresh())
+    client = falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
+    token, other = rs256(signer, claims(clock())), rs256(other_signer, claims(clock()))
+    assert verify(client, token).status_code == verify(client, other).status_code == 200
+    jwks.document = {"keys": [other_signer.jwk]}
+    asyncio.run(keys.refresh(force=True))
+    assert len(keys) == 1
+    assert_denied(verify(client, token), "unknown_key")
+    assert verify(client, other).status_code == 200
+
+
+def test_a_refresh_reports_a_key_leaving_and_nothing_else(jwks, signer, other_signer, clock):
+    keys = JwksSource("http://auth/jwks", fetch=jwks, clock=clock)
+    retirements = []
+    keys.on_retire(lambda: retirements.append(len(keys)))
+    steps = [
+        ({"keys": [signer.jwk]}, []),                                   # the first load
+        ({"keys": [signer.jwk]}, []),                                   # unchanged
+        ({"keys": [other_signer.jwk, dict(reversed(signer.jwk.items()))]}, []),   # one added, members reordered
+        (None, []),                                                     # fetch failed: keys kept
+        ({"keys": [signer.jwk]}, [1]),                                  # other_signer's key pulled
+        ({"keys": [RsaSigner(kid=signer.kid).jwk]}, [1, 1]),            # other material under a held kid
+    ]
+    for document, expected in steps:
+        jwks.fail = document is None
+        if document is not None:
+            jwks.document = document
+        asyncio.run(keys.refresh(force=True))
+        assert retirements == expected, document
+
+
+def test_other_key_material_under_a_held_kid_drops_its_verdicts(settings, jwks, signer, clock):
     keys = JwksSource("http://auth/jwks", fetch=jwks, clock=clock)
     asyncio.run(keys.refresh())
     client = falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
     token = rs256(signer, claims(clock()))
     assert verify(client, token).status_code == 200
-    jwks.document = {"keys": []}
-    clock.tick(6)
-    asyncio.run(keys.refresh())
-    assert len(keys) == 0
-    assert verify(client, token).status_code == 200
+    jwks.document = {"keys": [RsaSigner(kid=signer.kid).jwk]}
+    asyncio.run(keys.refresh(force=True))
+    assert_denied(verify(client, token), "invalid_signature")
 
 
 def test_cache_respects_max_ttl(jwks, signer, clock):
@@ -483,6 +534,9 @@ class ExplodingKeys:
 
     def __len__(self):
         return 0
+
+    def on_retire(self, callback):
+        return None
 
     async def refresh(self):
         return None
