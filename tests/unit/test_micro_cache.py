@@ -93,7 +93,7 @@ def test_the_verify_location_alone_includes_the_optional_files_and_make_run_puts
     files = stack.includes(stack.nginx_variables())
     assert files["jwtgate-verify.d/micro-cache.conf"].splitlines()[-1] == \
         f"include {NGINX_DIR / 'snippets' / 'jwtgate-micro-cache.conf'};"
-    assert f"proxy_cache_path {tmp_path}/nginx/micro-cache " in files["conf.d/micro-cache.conf"]
+    assert f"proxy_cache_path {stack.worker_dir}/micro-cache " in files["conf.d/micro-cache.conf"]
 
 
 def test_cache_snippet_keys_on_authorization_and_requirements_and_never_stores_refusals():
