@@ -34,12 +34,15 @@ class BenchStack:
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
                            environ={**os.environ, "JWTGATE_MICRO_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
                                     **environ})
-        self.external = ZeroCostServer(out / "external", self.stack.nginx)
+        # In the directory the gateway's workers may enter: started as root, they cannot reach `out`.
+        self.external = ZeroCostServer(self.stack.worker_dir / "external", self.stack.nginx)
         self.upstream_keepalive = upstream_keepalive
         self.dpop = None
 
     def start(self):
-        static = self.out / "static"
+        # Beside the login page in the directory Nginx's workers may enter: started as root, they run as
+        # an unprivileged user that may not reach the output directory.
+        static = self.stack.worker_dir / "static"
         static.mkdir(parents=True, exist_ok=True)
         (static / "hello.txt").write_text("hello, world\n")
         conf_d = self.stack.nginx_prefix / "conf.d"
