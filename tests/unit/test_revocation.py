@@ -13,12 +13,10 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.keys import JwksSource
 from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
-from validator.tokens import Identity
-
-pytestmark = pytest.mark.unit
+from jwtgate.claims import Identity
 
 
 def identity(**overrides):
@@ -26,9 +24,8 @@ def identity(**overrides):
     return Identity(**(base | overrides))
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(1_000)
+# Where the clock fixture (tests/unit/conftest.py) starts.
+CLOCK_START = 1_000
 
 
 @pytest.fixture
