@@ -28,7 +28,7 @@ nginx: ## Install Debian's nginx when it is missing (as root), or say how
 	  fi; }
 
 run: venv nginx ## Run the whole gateway on 127.0.0.1:8080 until Ctrl-C (JWTGATE_LISTEN to change)
-	$(PY) -m jwtgate run
+	$(PY) -m launcher run
 
 # The browser test drives Debian's chromium (playwright-core from node_modules never downloads a browser).
 chromium: ## Install Debian's chromium when it is missing (as root), or say how
@@ -51,8 +51,9 @@ servers: ## Install Debian's redis-server, postgresql and wrk when missing (as r
 	      echo "missing:$$missing: run 'sudo apt-get install$$missing' (Debian's packages), then retry." >&2; exit 1; \
 	    fi; }
 
-lint: venv ## Check the Python code with ruff (ruff.toml)
+lint: venv ## Check the Python code with ruff (ruff.toml) and the import contracts (setup.cfg [importlinter])
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint venv nginx chromium servers $(NODE_STAMP) ## Run every test: unit, integration (real Nginx and gunicorn), end to end, browser
 	$(PY) -m pytest

@@ -15,7 +15,7 @@ import sys
 import time
 
 from auth_api import passwords
-from auth_api.backends import UNAVAILABLE, open_revocations
+from auth_api.storage import UNAVAILABLE, open_revocations
 from auth_api.backup import backup
 from auth_api.config import Settings
 from auth_api.keys import KeyFileError, KeyRing, keys_dir, rotate

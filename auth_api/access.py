@@ -1,13 +1,14 @@
-"""Checking our own access tokens, for logout: the validator's Verifier, reused as it is."""
+"""Checking our own access tokens, for logout: the shared Verifier, as the validator uses it."""
 
 import time
 
-from validator.cache import VerdictCache
-from validator.keys import StaticKeys, keys_from_jwks
-from validator.resources import bearer_token
-from validator.revocation import NoRevocations
-from validator.tokens import OWN_TOKEN_CLAIMS, Policy, TokenRejected
-from validator.verifier import Verifier
+from jwtgate.claims import OWN_TOKEN_CLAIMS, Policy
+from jwtgate.credentials import bearer_token
+from jwtgate.keys import StaticKeys, keys_from_jwks
+from jwtgate.reasons import TokenRejected
+from jwtgate.revocation import NoRevocations
+from jwtgate.verdicts import VerdictCache
+from jwtgate.verifier import Verifier
 
 _MAX_TOKEN_BYTES = 4096
 

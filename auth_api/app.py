@@ -13,16 +13,16 @@ from auth_api.config import Settings
 from auth_api.keys import KeyRing, start_rotation_schedule
 from auth_api.access import AccessTokenChecker
 from auth_api.dpop import TokenEndpointProofs
-from auth_api.backends import UNAVAILABLE, open_failure_counters, open_revocations
+from auth_api.storage import UNAVAILABLE, open_failure_counters, open_revocations
 from auth_api.limits import UNTHROTTLED, LockoutPolicy, LoginThrottle
-from auth_api.metrics import MetricsResource
+from auth_api.metrics import Metrics
 from auth_api.resources import (
-    DemoLoginResource,
-    HealthResource,
-    JwksResource,
-    LoginResource,
-    LogoutResource,
-    RefreshResource,
+    DemoLogin,
+    Health,
+    Jwks,
+    Login,
+    Logout,
+    Refresh,
 )
 from auth_api.sessions import Sessions
 from auth_api.store import UserStore
@@ -77,18 +77,18 @@ def create_app(settings, *, store, keyring, revocations, clock, throttle=None, p
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(UNAVAILABLE, handle_unavailable)
     # Without demo login the route has no GET responder, so GET answers 405 rather than a token.
-    login = DemoLoginResource if settings.demo_login else LoginResource
+    login = DemoLogin if settings.demo_login else Login
     app.add_route("/api/auth/login", login(settings, store=store, keyring=keyring, sessions=sessions, clock=clock,
                                            throttle=throttle or UNTHROTTLED, proofs=proofs))
     app.add_route("/api/auth/refresh",
-                  RefreshResource(settings, store=store, keyring=keyring, sessions=sessions, clock=clock,
+                  Refresh(settings, store=store, keyring=keyring, sessions=sessions, clock=clock,
                                   proofs=proofs))
-    app.add_route("/api/auth/logout", LogoutResource(
+    app.add_route("/api/auth/logout", Logout(
         settings, checker=AccessTokenChecker(settings, keyring, clock=clock), sessions=sessions, proofs=proofs))
-    app.add_route("/.well-known/jwks.json", JwksResource(keyring))
-    app.add_route("/healthz", HealthResource())
+    app.add_route("/.well-known/jwks.json", Jwks(keyring))
+    app.add_route("/healthz", Health())
     # Not under /api/auth/, so the public gateway never proxies it; see jwtgate-metrics.conf.
-    app.add_route("/metrics", MetricsResource())
+    app.add_route("/metrics", Metrics())
     return app
 
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 from auth_api.store import USERNAME
 from jwtgate import settings as env
+from jwtgate.dpop import MIN_NONCE_SECONDS
 from jwtgate.revocation import is_redis_url
-from validator.config import MIN_NONCE_SECONDS
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
 MIN_HS256_SECRET_BYTES = 32

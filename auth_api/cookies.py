@@ -4,6 +4,8 @@ from datetime import datetime, timezone
 
 import falcon
 
+from jwtgate import credentials
+
 ACCESS_COOKIE = "jwtgate_access"
 REFRESH_COOKIE = "jwtgate_refresh"
 # The refresh token goes back to the auth API only, never to the validator or the backend.
@@ -39,10 +41,7 @@ def same_origin(req, allowed_origins=frozenset()):
     """CSRF defence: the browser's Origin is the gateway's own (X-Jwtgate-Self-Origin, set by Nginx) or allowed."""
     # Browsers send Origin on every POST, same-origin ones included (Fetch standard, "append a request
     # Origin header"); a request without one did not come from our page.
-    origin = req.get_header("Origin")
-    if not origin:
-        return False
-    return origin == req.get_header("X-Jwtgate-Self-Origin") or origin in allowed_origins
+    return credentials.same_origin(req.get_header("Origin"), req.get_header("X-Jwtgate-Self-Origin"), allowed_origins)
 
 
 def cross_site_request():

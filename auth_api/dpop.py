@@ -1,6 +1,6 @@
 """DPoP at login, refresh and logout (RFC 9449 sections 5 and 7): a proof binds the issued tokens to the client's key.
 
-The proof is checked with the validator's rules (validator.dpop): `htm` POST, `htu` the endpoint's
+The proof is checked with the validator's rules (jwtgate.dpop): `htm` POST, `htu` the endpoint's
 URL, `iat` within IAT_WINDOW_SECONDS, each `jti` once. That URL is one of AUTH_PUBLIC_ORIGINS with
 the path the client called: behind the gateway, Nginx's `X-Original-URI` ($request_uri, replacing any
 client copy), else the request's own path. Never the request's Host (section 4.3: a proof made for
@@ -13,11 +13,11 @@ import os
 
 import falcon
 
+from jwtgate.credentials import authorization_token
+from jwtgate.dpop import Nonces, ProofChecker, ProofRejected, request_urls
 from jwtgate.files import load_or_create_secret
+from jwtgate.reasons import TokenRejected
 from jwtgate.replay import RedisReplayCache, SqliteReplayCache
-from validator.dpop import Nonces, ProofChecker, ProofRejected, request_urls
-from validator.resources import authorization_token
-from validator.tokens import TokenRejected
 
 logger = logging.getLogger(__name__)
 

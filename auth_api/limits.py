@@ -148,5 +148,5 @@ class LoginThrottle:
             self._counters.clear(account_key(username))
 
 
-# For a LoginResource built without one: no lockout.
+# For a Login built without one: no lockout.
 UNTHROTTLED = LoginThrottle(MemoryFailureCounters(), LockoutPolicy(threshold=0))

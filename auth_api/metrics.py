@@ -17,7 +17,7 @@ def count_login(outcome):
     LOGINS.labels(outcome=outcome if outcome in OUTCOMES else "other").inc()
 
 
-class MetricsResource:
+class Metrics:
     """GET /metrics: every worker's metrics in the Prometheus text format."""
 
     def on_get(self, req, resp):

@@ -21,8 +21,8 @@ from auth_api.metrics import count_login
 from auth_api.store import valid_username
 from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint
-from validator.resources import challenge
-from validator.tokens import REASONS, TokenRejected
+from jwtgate.credentials import challenge
+from jwtgate.reasons import REASONS, TokenRejected
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ _DPOP_CHALLENGES = {reason: [challenge("jwtgate", reason, "DPoP")]
                     for reason in ("dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed")}
 
 
-class RefreshResource:
+class Refresh:
     """POST /api/auth/refresh: a refresh token in, a new access token and a new refresh token out.
 
     The token comes from the body, or from the browser's refresh cookie when the body names none; then
@@ -152,7 +152,7 @@ class RefreshResource:
                      event="refresh", cookies=cookies, jkt=jkt)
 
 
-class LogoutResource:
+class Logout:
     """POST /api/auth/logout: ends the bearer token's session (and a refresh token's, if sent); 204.
 
     Without an Authorization header, the browser's cookies are the credential: a valid access cookie, or
@@ -229,7 +229,7 @@ def _logout_refused(reason):
     )
 
 
-class LoginResource:
+class Login:
     """POST /api/auth/login: a username and password in, an access token out."""
 
     def __init__(self, settings, *, store, keyring, sessions, clock, throttle=UNTHROTTLED, proofs=None):
@@ -294,8 +294,8 @@ class LoginResource:
         count_login(reason or "ok")
 
 
-class DemoLoginResource(LoginResource):
-    """LoginResource plus GET, which hands the demo user's token to anyone: AUTH_DEMO_LOGIN only."""
+class DemoLogin(Login):
+    """Login plus GET, which hands the demo user's token to anyone: AUTH_DEMO_LOGIN only."""
 
     def on_get(self, req, resp):
         user = self._store.get_user(self._settings.demo_user)
@@ -310,7 +310,7 @@ class DemoLoginResource(LoginResource):
         self._issue(resp, user, reason="demo")
 
 
-class JwksResource:
+class Jwks:
     """GET /.well-known/jwks.json: the public keys tokens are verified with."""
 
     def __init__(self, keyring):
@@ -322,7 +322,7 @@ class JwksResource:
         resp.cache_control = ["public", "max-age=60"]
 
 
-class HealthResource:
+class Health:
     """GET /healthz: the process is up and routing requests."""
 
     def on_get(self, req, resp):

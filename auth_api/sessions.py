@@ -9,6 +9,9 @@ from jwtgate.revocation import Revocation
 
 # What we hand out: 32 random bytes, base64url. Anything else is not worth a database query.
 REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+# A worker deletes expired sessions and their refresh tokens on its first login, then at most this often:
+# without it the store grows with every login forever.
+PURGE_INTERVAL_SECONDS = 3600
 
 
 def refresh_hash(token):
@@ -24,6 +27,7 @@ class Sessions:
         self._store = store
         self._revocations = revocations
         self._clock = clock
+        self._purged_at = None
 
     def _window(self):
         """When every access token issued until now has expired, validator leeway included."""
@@ -40,7 +44,14 @@ class Sessions:
         # The session's lifetime is fixed at login: rotation never extends it.
         self._store.create_session(session_id, username, refresh_hash(token), expires_at=int(self._clock()) + lifetime,
                                    jkt=jkt)
+        self._purge_expired()
         return session_id, token, lifetime
+
+    def _purge_expired(self):
+        now = self._clock()
+        if self._purged_at is None or now - self._purged_at >= PURGE_INTERVAL_SECONDS:
+            self._purged_at = now
+            self._store.purge_sessions()
 
     def rotate(self, token, jkt=None):
         """Spend a refresh token: (Refresh outcome, the new token or None). Reuse revokes the session.

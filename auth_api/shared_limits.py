@@ -1,4 +1,4 @@
-"""FailureCounters (auth_api.limits) that every auth API replica shares: in Redis or in PostgreSQL."""
+"""FailureCounters (auth_api.limits) that every auth API replica shares, in Redis."""
 
 
 # One round trip, atomic per key: the same arithmetic as limits._next_state and LockoutPolicy.lock_seconds.

@@ -14,7 +14,8 @@ import urllib.parse
 
 from jose import jwk, jws
 
-from validator.tokens import TokenRejected, parse
+from jwtgate.jose import parse
+from jwtgate.reasons import TokenRejected
 
 _LEEWAY_SECONDS = 5
 

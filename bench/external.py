@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from jwtgate.loopback import http_get
-from jwtgate.stack import render
+from launcher.stack import render
 
 TEMPLATE = Path(__file__).resolve().parent / "external.conf.template"
 

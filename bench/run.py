@@ -1,6 +1,6 @@
 """`make bench`: Nginx and the validator as shipped, measured with wrk against Nginx alone.
 
-The stack is jwtgate.stack.Stack (the rendered gateway.conf, the same snippet files and
+The stack is launcher.stack.Stack (the rendered gateway.conf, the same snippet files and
 gunicorn configs as `make run`), plus bench/bench.conf.template: a static file served with
 no auth, behind auth_request to an internal 204 (the mechanism's floor), behind auth_request
 to a second Nginx that answers 200 at once (the floor of any validator outside Nginx), behind

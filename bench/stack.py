@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.external import ZeroCostServer
 from bench.tokens import DpopRequests
 from jwtgate.loopback import http_get
-from jwtgate.stack import Stack, render
+from launcher.stack import Stack, render
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -32,7 +32,7 @@ class BenchStack:
         # DPoP proofs name the bench servers, which the validator must know as its public origins.
         origins = " ".join(f"http://{listen}" for listen in self.listen.values())
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
-                           environ={**os.environ, "JWTGATE_VERDICT_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
+                           environ={**os.environ, "JWTGATE_MICRO_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
                                     **environ})
         # In the directory the gateway's workers may enter: started as root, they cannot reach `out`.
         self.external = ZeroCostServer(self.stack.worker_dir / "external", self.stack.nginx)
@@ -51,7 +51,6 @@ class BenchStack:
             "BENCH_LISTEN": self.listen["plain"],
             "BENCH_CACHED_LISTEN": self.listen["cached"],
             "BENCH_SNIPPETS_DIR": str(ROOT / "nginx" / "snippets"),
-            "BENCH_CACHED_SNIPPETS_DIR": str(self.stack.snippets_dir),
             "BENCH_STATIC_DIR": str(static),
             "BENCH_EXTERNAL_SOCKET": str(self.external.socket),
         }))

@@ -1,1 +1,1 @@
-"""Pieces shared by the jwtgate services: settings, JSON logs, loopback HTTP and the local stack."""
+"""The library every jwtgate service shares: strict JOSE, claims, keys, verification, DPoP, stores, settings, logs."""

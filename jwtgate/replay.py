@@ -118,7 +118,7 @@ class RedisReplayCache:
     PREFIX = "jwtgate:dpop:"
 
     def __init__(self, url, prefix=PREFIX):
-        # Imported here: the Redis client costs every worker memory (issue #6), and only this needs it.
+        # Imported here: the Redis client costs every worker memory, and only this needs it.
         from jwtgate.redis_revocation import client_from_url
 
         self._client = client_from_url(url)

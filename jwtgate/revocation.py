@@ -89,3 +89,19 @@ class SqliteRevocationStore:
         live = [Revocation(kind, value, expires_at, cutoff)
                 for _, kind, value, cutoff, expires_at in rows if expires_at >= now]
         return live, rows[-1][0] if rows else after
+
+
+class NoRevocations:
+    """For setups without a revocation store (VALIDATOR_REVOCATION_DB=none): nothing is revoked."""
+
+    def refusal(self, identity):
+        return None
+
+    def stale(self):
+        return False
+
+    async def sync(self):
+        return None
+
+    async def run(self):
+        return None

@@ -1,26 +1,33 @@
 """Fixtures that start the real stack (Nginx and three gunicorn apps) and show its logs on failure."""
 
 import json
-import socket
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from jwtgate.stack import Stack
+from launcher.stack import Stack
 # Real Redis and PostgreSQL servers, and the auth store engines, for the scale-out tests.
-from tests.services import auth_database_url, postgres_server, redis_server  # noqa: F401
+from tests.services import auth_database_url, free_port, postgres_server, redis_server  # noqa: F401
 # A real OpenID provider (oidc-provider from node_modules) for the tests of other identity providers.
 from tests.oidc_support import oidc_provider  # noqa: F401
 
 _STACKS = []
+_TESTS = Path(__file__).resolve().parent
+# Each directory holds one kind of test and gets its marker here, so the two cannot disagree
+# (`make test-unit` and `make test-integration` select by marker).
+DIRECTORY_MARKERS = {"unit": "unit", "fuzz": "unit", "integration": "integration", "security": "integration",
+                     "scaleout": "integration", "e2e": "e2e"}
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        directory = item.path.relative_to(_TESTS).parts[0]
+        if directory not in DIRECTORY_MARKERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(DIRECTORY_MARKERS)}}}")
+        item.add_marker(DIRECTORY_MARKERS[directory])
 
 
 def children(pid):

@@ -1,4 +1,8 @@
-"""Fakes the tests may use: time only (everything else in this project is real)."""
+"""Fakes the tests may use: time, and a JWKS document for JwksSource's fetch hook (everything else is real)."""
+
+import json
+
+from jwtgate.fetch import Response
 
 
 class FakeClock:
@@ -12,3 +16,18 @@ class FakeClock:
 
     def tick(self, seconds):
         self.now += seconds
+
+
+class FakeJwksServer:
+    """Serves a JWKS document to JwksSource's fetch hook and counts the fetches; `fail` makes them fail."""
+
+    def __init__(self, *signers):
+        self.document = {"keys": [signer.jwk for signer in signers]}
+        self.fetches = 0
+        self.fail = False
+
+    def __call__(self, url, *, unix_socket=None, timeout=None):
+        self.fetches += 1
+        if self.fail:
+            raise OSError("connection refused")
+        return Response(200, {}, json.dumps(self.document).encode())

@@ -23,6 +23,7 @@ READY_TIMEOUT = 30.0
 
 
 def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("validator", "auth_api", "backend")
 # The launcher's command line (`make run`).
-LAUNCHER_MAIN = "jwtgate.__main__"
+LAUNCHER_MAIN = "launcher.__main__"
 # What argparse itself looks up while it prints --help: the terminal size and gettext's locale.
 ARGPARSE_NAMES = frozenset({"COLUMNS", "LINES", "LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"})
 

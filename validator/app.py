@@ -11,19 +11,21 @@ import falcon.asgi
 
 from jwtgate.files import load_or_create_secret
 from jwtgate.logs import logconfig_dict
-from validator.cache import VerdictCache
+from jwtgate.verdicts import VerdictCache
 from validator.config import Settings, trusted_providers
 from validator import metrics
-from validator.keys import JwksSource, StaticKeys
+from jwtgate.keys import JwksSource, StaticKeys
 from validator.providers import TrustedProviders
-from jwtgate.revocation import SqliteRevocationStore, is_redis_url
+from jwtgate.revocation import NoRevocations, SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
-from validator.dpop import Nonces, ProofChecker, ProofGate
+from jwtgate.credentials import challenge
+from jwtgate.dpop import Nonces, ProofChecker
+from validator.proof_gate import ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
-from validator.resources import AssertionKeys, Health, Ready, Verify, challenge
-from validator.revocation import NoRevocations, RevocationFeed, RevocationSet
-from validator.tokens import Policy
-from validator.verifier import Verifier
+from validator.resources import AssertionKeys, Health, Ready, Verify
+from validator.revocation import RevocationFeed, RevocationSet
+from jwtgate.claims import Policy
+from jwtgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def make_revocations(settings):
     if settings.revocation_db is None:
         return NoRevocations()
     if is_redis_url(settings.revocation_db):
-        # Imported only here: the Redis client adds about 6 MiB to every worker (issue #6, RSS).
+        # Imported only here: the Redis client adds to every worker's memory.
         from jwtgate.redis_revocation import RedisRevocationStore
         from validator.redis_feed import PushedRevocationFeed
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import os
 
+from jwtgate.dpop import MIN_NONCE_SECONDS
 from jwtgate.settings import ConfigError, EnvReader, data_dir
 from validator.providers import PRESETS, ProblemList, build, load_file
 
@@ -15,9 +16,6 @@ DEFAULT_CLAIM_HEADERS = "sub:X-User-Id roles:X-User-Roles scope:X-User-Scopes em
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _QUOTABLE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")
 _MIN_HS256_SECRET_BYTES = 32
-# DPoP nonces (VALIDATOR_ and AUTH_DPOP_NONCE_SECONDS): shorter would send clients back for a new
-# nonce every few requests.
-MIN_NONCE_SECONDS = 10
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ wsgi_app = "validator.app:get_app()"
 bind, workers = bind_and_workers("VALIDATOR_", "validator", os.cpu_count() or 1)
 backlog = 2048
 
-# Worker processes: Falcon's ASGI app on uvicorn's event loop (validator/worker.py). Measured
-# (issue #6) at about 3x the throughput of gthread workers behind auth_request.
+# Worker processes: Falcon's ASGI app on uvicorn's event loop (validator/worker.py): an event loop
+# answers many keep-alive connections from Nginx without a thread each, unlike gthread workers.
 worker_class = "validator.worker.ValidatorWorker"
 timeout = 30
 graceful_timeout = 10

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from jwtgate import fetch as fetching
 from jwtgate.metrics import exposition
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ for _result in RESULTS:
 class VerifyStats:
     """One worker's /verify answers, latencies and verdict-cache lookups, kept in plain numbers until flush().
 
-    In multiprocess mode every Prometheus update takes a lock and writes a shared file: four per
-    /verify cost about a tenth of its time (issue #6). Not thread-safe: /verify and flush() both run
+    In multiprocess mode every Prometheus update takes a lock and writes a shared file, four of them
+    per /verify. Not thread-safe: /verify and flush() both run
     on the worker's event loop.
     """
 
@@ -102,8 +102,8 @@ class CountedCache:
     def __init__(self, cache, stats):
         self._cache = cache
         self._stats = stats
-        # The wrapped cache's own methods, not wrappers: a verdict-cache miss calls them five times
-        # (issue #6: with 100k tokens, every check is a miss).
+        # The wrapped cache's own methods, not wrappers: a verdict-cache miss calls them five times,
+        # and with many distinct tokens nearly every check is a miss.
         self.put = cache.put
         self.share = cache.share
 

@@ -7,91 +7,21 @@ import time
 
 import falcon
 
+from jwtgate.credentials import challenge, request_credentials, same_origin
 from jwtgate.logs import fingerprint
+from jwtgate.reasons import REASONS, TokenRejected, UnknownKey
 from validator import authorization
 from validator.config import CLAIMS_HEADER
-from validator.dpop import ALGORITHMS
-from validator.tokens import REASONS, TokenRejected, UnknownKey
 
 log = logging.getLogger(__name__)
 
-# RFC 6750 section 2.1: the scheme is case-insensitive; we accept exactly one
-# space-separated token and leave its syntax to the strict parser.
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x2b\x2d-\x7e]+)")
-# RFC 9449 section 7.1: the DPoP scheme, for tokens bound to a client key.
-_DPOP = re.compile(r"[Dd][Pp][Oo][Pp] +([\x21-\x2b\x2d-\x7e]+)")
 _REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+# RFC 9110 section 9.2.1: only these methods are safe; the others change state.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DPOP_REASONS = frozenset({"dpop_required", "dpop_unbound", "invalid_dpop_proof", "dpop_replayed", "use_dpop_nonce"})
 
 
-def authorization_token(value, max_bytes):
-    """(scheme, token) of an `Authorization: Bearer` or `DPoP` header value (scheme in lower case), or TokenRejected."""
-    if value is None:
-        raise TokenRejected("missing_token")
-    # Falcon joins repeated headers with commas, and no token holds a comma: so a
-    # comma means two Authorization headers, which could let the gateway check
-    # one token while the backend reads the other.
-    if len(value) > max_bytes + len("Bearer ") or "," in value:
-        raise TokenRejected("invalid_request")
-    value = value.strip(" \t")
-    for scheme, pattern in (("bearer", _BEARER), ("dpop", _DPOP)):
-        match = pattern.fullmatch(value)
-        if match is not None:
-            return scheme, match.group(1)
-    raise TokenRejected("invalid_request")
-
-
-def bearer_token(value, max_bytes):
-    """The token of the `Authorization: Bearer` header value, or TokenRejected."""
-    scheme, token = authorization_token(value, max_bytes)
-    if scheme != "bearer":
-        raise TokenRejected("invalid_request")
-    return token
-
-
-_COOKIE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
-# RFC 9110 section 9.2.1: only these methods are safe; the others change state.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def request_credentials(req, max_bytes):
-    """(token, source): source is the Authorization scheme ("bearer", "dpop"), or "cookie" for the fallback."""
-    header = req.get_header("Authorization")
-    if header is not None:
-        scheme, token = authorization_token(header, max_bytes)
-        return token, scheme
-    cookie = req.get_header("X-Jwtgate-Cookie-Token")
-    if not cookie:
-        raise TokenRejected("missing_token")
-    if len(cookie) > max_bytes or not _COOKIE_TOKEN.fullmatch(cookie):
-        raise TokenRejected("invalid_request")
-    return cookie, "cookie"
-
-
-def request_token(req, max_bytes):
-    """(token, from_cookie): the Authorization header wins; the access-token cookie is the fallback."""
-    token, source = request_credentials(req, max_bytes)
-    return token, source == "cookie"
-
-
-def same_origin(req, allowed_origins):
-    """CSRF defence for cookie-authenticated writes: the browser's Origin is the gateway's own or allowed."""
-    origin = req.get_header("X-Jwtgate-Origin")
-    if not origin:
-        return False
-    return origin == req.get_header("X-Jwtgate-Self-Origin") or origin in allowed_origins
-
-
-def challenge(realm, reason, scheme="Bearer"):
-    """The RFC 6750 section 3 WWW-Authenticate value for a denial (RFC 9449 section 7.1 for DPoP)."""
-    error, description = REASONS[reason]
-    algs = f', algs="{" ".join(ALGORITHMS)}"' if scheme == "DPoP" else ""
-    if error is None:
-        return f'{scheme} realm="{realm}"{algs}'
-    return f'{scheme} realm="{realm}", error="{error}", error_description="{description}"{algs}'
-
-
-def verdict_cache_control(exp, now, max_age):
+def micro_cache_control(exp, now, max_age):
     """Cache-Control for an allowed verdict: kept at most `max_age` seconds, and never past `exp`."""
     # Nginx serves a cached entry through the whole second in which it expires (it compares
     # whole seconds: stored at t, `max-age=n` holds until floor(t) + n + 1), so one second
@@ -130,7 +60,7 @@ class Verify:
         self._timer = timer
         self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
         self._dpop_challenges = {reason: challenge(realm, reason, "DPoP") for reason in REASONS}
-        # validator.dpop.ProofGate; without one, every DPoP-bound token is refused.
+        # validator.proof_gate.ProofGate; without one, every DPoP-bound token is refused.
         self._dpop = dpop
 
     async def on_get(self, req, resp):
@@ -159,7 +89,8 @@ class Verify:
             await self._check_binding(req, token, source, identity)
             requirements = _requirements(req)
             if (from_cookie and req.get_header("X-Original-Method", default="GET") not in _SAFE_METHODS
-                    and not same_origin(req, self._allowed_origins)):
+                    and not same_origin(req.get_header("X-Jwtgate-Origin"), req.get_header("X-Jwtgate-Self-Origin"),
+                                        self._allowed_origins)):
                 raise TokenRejected("cross_site_request")
             if requirements and authorization.unmet(identity, requirements):
                 return self._forbid(req, resp, requirements, token)
@@ -199,7 +130,7 @@ class Verify:
         # for one proof, i.e. one request), not one with an assertion (it names the method and URI).
         cacheable = (self._verdict_max_age and source == "bearer" and identity.jkt is None
                      and self._assertions is None)
-        headers.append(("Cache-Control", verdict_cache_control(identity.exp, self._clock(), self._verdict_max_age)
+        headers.append(("Cache-Control", micro_cache_control(identity.exp, self._clock(), self._verdict_max_age)
                         if cacheable else "no-store"))
         if source == "dpop":
             headers.extend(self._dpop_nonce())

@@ -44,22 +44,6 @@ class RevocationSet:
         return len(self._jti) + len(self._sid) + len(self._sub)
 
 
-class NoRevocations:
-    """For setups without a revocation store (VALIDATOR_REVOCATION_DB=none): nothing is revoked."""
-
-    def refusal(self, identity):
-        return None
-
-    def stale(self):
-        return False
-
-    async def sync(self):
-        return None
-
-    async def run(self):
-        return None
-
-
 class RevocationFeed:
     """Polls a revocation store into a RevocationSet; reports stale when the store stays unreadable."""
 

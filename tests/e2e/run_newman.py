@@ -1,6 +1,6 @@
 """`make e2e`: start the stack as `make run` does, run the Postman collection with Newman, stop the stack.
 
-The stack is `python -m jwtgate run` itself, in the background on a free loopback port (or --listen),
+The stack is `python -m launcher run` itself, in the background on a free loopback port (or --listen),
 with its own data directory under build/. Readiness is read from its output (the `username:` and
 `password:` lines) and then from /healthz, each with a deadline. The stack is stopped on success,
 failure, Ctrl-C or SIGTERM. Credentials and tokens go to Newman only, never to this script's output.
@@ -59,13 +59,13 @@ def free_listen():
 
 
 class RunningStack:
-    """`python -m jwtgate run` as a child process, with the lines it prints."""
+    """`python -m launcher run` as a child process, with the lines it prints."""
 
     def __init__(self, listen, environ):
         self.url = f"http://{listen}"
         self.environ = environ
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jwtgate", "run", "--listen", listen],
+            [sys.executable, "-m", "launcher", "run", "--listen", listen],
             cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
             start_new_session=True, preexec_fn=_die_with_parent,
         )

@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import start_stack
 
-pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "browser" / "login.spec.mjs"

@@ -11,15 +11,13 @@ import time
 import httpx
 import pytest
 
-from jwtgate.stack import Stack
-from tests.conftest import free_port
-
-pytestmark = pytest.mark.e2e
+from launcher.stack import Stack
+from tests.services import free_port
 
 
 def start_run(data_dir, port):
     process = subprocess.Popen(
-        [sys.executable, "-m", "jwtgate", "run", "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "launcher", "run", "--listen", f"127.0.0.1:{port}"],
         env={**os.environ, "JWTGATE_DATA_DIR": str(data_dir)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -86,7 +84,7 @@ def _listening(path):
 
 def test_run_refuses_bad_configuration(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "jwtgate", "run", "--listen", f"127.0.0.1:{free_port()}"],
+        [sys.executable, "-m", "launcher", "run", "--listen", f"127.0.0.1:{free_port()}"],
         env={**os.environ, "JWTGATE_DATA_DIR": str(tmp_path), "VALIDATOR_LEEWAY_SECONDS": "soon",
              "AUTH_ACCESS_TOKEN_TTL_SECONDS": "-5"},
         capture_output=True, text=True, timeout=60,

@@ -5,19 +5,17 @@ HYPOTHESIS_PROFILE=long (as `make fuzz` sets it) runs many more examples than th
 """
 
 import asyncio
-import json
 import os
 
 import falcon.testing
 import pytest
 from hypothesis import HealthCheck, settings
 
-from jwtgate.fetch import Response
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeJwksServer
 from tests.minting import RsaSigner
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.keys import JwksSource
 
 settings.register_profile(
     "fuzz", max_examples=200, deadline=None, database=None, print_blob=True,
@@ -30,18 +28,6 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fuzz"))
 
 JWKS_URL = "http://auth/jwks"
-
-
-class FakeJwksServer:
-    """Serves a JWKS document to JwksSource's fetch hook (as in tests/unit/test_validator.py)."""
-
-    def __init__(self, *signers):
-        self.document = {"keys": [signer.jwk for signer in signers]}
-        self.fetches = 0
-
-    def __call__(self, url, *, unix_socket=None, timeout=None):
-        self.fetches += 1
-        return Response(200, {}, json.dumps(self.document).encode())
 
 
 class Validator:

@@ -2,14 +2,12 @@
 
 import json
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.minting import b64, claims, rs256
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
-pytestmark = pytest.mark.unit
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -1,6 +1,6 @@
 """Random claim sets signed with the right key: 200 exactly when an independent oracle of the documented rules says so.
 
-The oracle is written from docs/security.md ("What the validator checks"), not from validator/tokens.py.
+The oracle is written from docs/security.md ("What the validator checks"), not from jwtgate/claims.py.
 Limits the docs do not state (claim count, name and `sub` lengths, the NumericDate range)
 are kept out of reach of the generators instead of being guessed.
 """
@@ -15,7 +15,6 @@ from tests.fuzz.conftest import JWKS_URL, Validator
 from tests.minting import AUDIENCE, ISSUER, rs256
 from validator.config import Settings
 
-pytestmark = pytest.mark.unit
 
 NOW = 1_800_000_000  # FakeClock's default
 MISSING = object()

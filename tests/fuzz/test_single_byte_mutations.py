@@ -5,9 +5,8 @@ import base64
 import pytest
 
 from tests.minting import b64, claims, rs256
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
-pytestmark = pytest.mark.unit
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

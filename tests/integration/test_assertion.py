@@ -11,7 +11,6 @@ from jose import jwk, jws
 
 from tests.conftest import start_stack
 
-pytestmark = pytest.mark.integration
 
 AUDIENCE = "jwtgate-backend"
 

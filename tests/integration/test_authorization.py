@@ -7,7 +7,6 @@ import pytest
 from tests.conftest import start_stack
 from tests.minting import RsaSigner, claims, rs256
 
-pytestmark = pytest.mark.integration
 
 FORBIDDEN = {"error": "insufficient_scope", "message": "Insufficient scope or role"}
 CHALLENGE = 'Bearer realm="jwtgate", error="insufficient_scope", error_description="Insufficient scope or role"'

@@ -9,7 +9,6 @@ import time
 import httpx
 import pytest
 
-pytestmark = pytest.mark.integration
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 

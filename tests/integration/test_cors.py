@@ -4,7 +4,6 @@ import pytest
 
 from tests.conftest import start_stack
 
-pytestmark = pytest.mark.integration
 
 ALLOWED = "https://app.example"
 

@@ -13,9 +13,8 @@ import pytest
 
 from tests.conftest import start_stack
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
-from validator.dpop import Nonces
+from jwtgate.dpop import Nonces
 
-pytestmark = pytest.mark.integration
 
 PATH = "/api/protected/"
 ALGS = 'algs="ES256 RS256"'

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jwtgate.stack import NGINX_DIR, render
-from tests.conftest import free_port, start_stack
+from launcher.stack import NGINX_DIR, render
+from tests.conftest import start_stack
+from tests.services import free_port
 
-pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nginx" / "minimal.conf.template"
 SPOOFED = {"X-User-Id": "mallory", "X-User-Roles": "admin", "X-User-Scopes": "orders:write",

@@ -7,8 +7,6 @@ import pytest
 
 from tests.conftest import start_stack
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory):

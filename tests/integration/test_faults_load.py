@@ -22,7 +22,6 @@ import pytest
 from tests.conftest import children, start_stack
 from tests.minting import RsaSigner, claims, rs256
 
-pytestmark = pytest.mark.integration
 
 THREADS = 4
 VALIDATOR_WORKERS = 3

@@ -7,8 +7,6 @@ import pytest
 
 from tests.minting import RsaSigner, claims, rs256
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def stack_signer(gateway):

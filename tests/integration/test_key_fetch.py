@@ -9,8 +9,6 @@ import pytest
 from jwtgate import fetch
 from tests.http_servers import CountingProxy, LocalServer, Route, TestCA
 
-pytestmark = pytest.mark.integration
-
 JWKS = json.dumps({"keys": []}).encode()
 NO_PROXY = {}
 

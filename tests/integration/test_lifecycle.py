@@ -17,7 +17,6 @@ from jose import jwt
 from jwtgate.logs import fingerprint
 from tests.conftest import start_stack
 
-pytestmark = pytest.mark.integration
 
 WORKERS = 4
 DEADLINE = 5.0

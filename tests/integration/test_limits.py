@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import start_stack
 from tests.minting import RsaSigner, claims, rs256
 
-pytestmark = pytest.mark.integration
 
 PASSWORD = "a long and uncommon password for limits"
 DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}

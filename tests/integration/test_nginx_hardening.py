@@ -12,8 +12,6 @@ import pytest
 
 from tests.conftest import children, start_stack
 
-pytestmark = pytest.mark.integration
-
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 

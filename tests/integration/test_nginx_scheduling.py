@@ -4,10 +4,9 @@ import os
 
 import pytest
 
-from jwtgate.stack import Stack, StackError
-from tests.conftest import children, free_port
-
-pytestmark = pytest.mark.integration
+from launcher.stack import Stack, StackError
+from tests.conftest import children
+from tests.services import free_port
 
 
 def process_tree(root):

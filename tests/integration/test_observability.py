@@ -10,10 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jwtgate.loopback import http_get
-from tests.conftest import free_port, start_stack
+from tests.conftest import start_stack
+from tests.services import free_port
 from tests.minting import RsaSigner, claims, rs256
 
-pytestmark = pytest.mark.integration
 
 WRONG_PASSWORD = "Wrong-Password-Marker-6d1f0b"
 

@@ -10,8 +10,6 @@ from jose import JWTError, jwt
 
 from tests.oidc_support import AUDIENCE, SCRIPT, OidcProvider, private_jwk
 
-pytestmark = pytest.mark.integration
-
 
 def segment(token, index):
     part = token.split(".")[index]

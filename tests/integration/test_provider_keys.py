@@ -11,10 +11,8 @@ from jwtgate import discovery, fetch
 from tests.fakes import FakeClock
 from tests.http_servers import LocalServer, Route, TestCA
 from tests.unit.test_algorithms import ALGORITHMS, Signer
-from validator.keys import JwksSource
-from validator.tokens import parse, verify_signature
-
-pytestmark = pytest.mark.integration
+from jwtgate.keys import JwksSource
+from jwtgate.jose import parse, verify_signature
 
 
 class Provider:

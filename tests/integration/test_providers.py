@@ -12,11 +12,9 @@ import httpx
 import pytest
 
 from jwtgate.loopback import http_get
-from jwtgate.stack import Stack
+from launcher.stack import Stack
 from tests.conftest import RunningStack, free_port
 from tests.oidc_support import AUDIENCE, OidcProvider
-
-pytestmark = pytest.mark.integration
 
 STALENESS_SECONDS = 4
 OTHER_API = "https://other.example/"

@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from jwtgate.stack import NGINX_DIR, render
-from tests.conftest import free_port
+from launcher.stack import NGINX_DIR, render
+from tests.services import free_port
 
-pytestmark = pytest.mark.integration
 
 HSTS = "max-age=63072000"
 

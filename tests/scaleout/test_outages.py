@@ -10,7 +10,6 @@ from auth_api.database import POOL_TIMEOUT_SECONDS
 from tests.conftest import start_stack
 from tests.services import PostgresServer, RedisServer
 
-pytestmark = pytest.mark.integration
 
 # VALIDATOR_REVOCATION_MAX_STALENESS_SECONDS for the Redis stack: small, so fail-closed comes quickly.
 MAX_STALENESS = 3

@@ -25,12 +25,10 @@ from tests.minting import RsaSigner, claims, rs256
 from tests.services import free_port
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.keys import JwksSource
 from validator.redis_feed import PushedRevocationFeed
 from validator.revocation import RevocationSet
-from validator.tokens import Identity
-
-pytestmark = pytest.mark.integration
+from jwtgate.claims import Identity
 
 
 @pytest.fixture

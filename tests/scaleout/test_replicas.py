@@ -13,7 +13,6 @@ import pytest
 
 from tests.conftest import start_stack
 
-pytestmark = pytest.mark.integration
 
 VALIDATOR_WORKERS = 2
 DEADLINE = 5.0

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from validator.tokens import REASONS
+from jwtgate.reasons import REASONS
 
 PROTECTED = "/api/protected/"
 PUBLIC = "/api/public/"

@@ -10,7 +10,6 @@ from tests.conftest import start_stack
 from tests.minting import RsaSigner, b64, claims, rs256
 from tests.security.gate import PROTECTED, Gate
 
-pytestmark = pytest.mark.integration
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

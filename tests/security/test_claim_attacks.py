@@ -6,8 +6,6 @@ import pytest
 
 from tests.minting import AUDIENCE, ISSUER, claims, header, rs256
 
-pytestmark = pytest.mark.integration
-
 
 def now():
     return int(time.time())

@@ -8,7 +8,6 @@ import pytest
 from tests.minting import b64, claims, header, rs256
 from tests.security.gate import PROTECTED
 
-pytestmark = pytest.mark.integration
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -6,7 +6,6 @@ import pytest
 
 from tests.security.gate import PROTECTED, PUBLIC
 
-pytestmark = pytest.mark.integration
 
 IDENTITY_NAMES = ["X-User-Id", "x-user-id", "X-USER-ID", "X-User-ID", "x-User-iD", "X_User_Id", "x_user_id",
                   "X-User-Roles", "x-user-roles", "X_User_Roles", "X-User-Scopes", "x-user-scopes"]
@@ -68,34 +67,43 @@ def test_two_spoofed_identity_headers_on_public_route(gate):
     assert answer.status == 200 and hits == [("GET", PUBLIC, None)]
 
 
-WHITESPACE_TRICKS = {
+# Header lines Nginx reads as an X-User-Id header (optional whitespace around the value, RFC 9112
+# section 5), which the gateway must then overwrite, and lines it refuses with 400 (whitespace before
+# the colon, section 5.1; obsolete line folding, section 5.2).
+WHITESPACE_SPELLINGS = {
     "tab-before-value": b"X-User-Id:\tadmin",
     "spaces-around-value": b"X-User-Id:    admin   ",
+    "no-space-after-colon": b"X-User-Id:admin",
+}
+MALFORMED_HEADER_LINES = {
     "space-before-colon": b"X-User-Id : admin",
     "tab-before-colon": b"X-User-Id\t: admin",
     "leading-space-line": b" X-User-Id: admin",
     "obs-fold-continuation": b"X-Junk: a\r\n X-User-Id: admin",
     "folded-value": b"X-User-Id:\r\n admin",
-    "no-space-after-colon": b"X-User-Id:admin",
 }
+WHITESPACE_TRICKS = {**WHITESPACE_SPELLINGS, **MALFORMED_HEADER_LINES}
 
 
 @pytest.mark.parametrize("trick", sorted(WHITESPACE_TRICKS))
 def test_spoofed_identity_with_whitespace_trick_on_protected_route(gate, trick):
     answers, hits = gate.send_raw(request("GET", PROTECTED, WHITESPACE_TRICKS[trick]))
-    assert hits == []
-    if answers[0].status == 401:
-        gate.assert_refused(answers[0], hits)
-    else:
+    assert answers, "no answer"
+    if trick in MALFORMED_HEADER_LINES:
         gate.blocked(answers[0], hits, {400})
+    else:
+        gate.assert_refused(answers[0], hits)
 
 
 @pytest.mark.parametrize("trick", sorted(WHITESPACE_TRICKS))
 def test_spoofed_identity_with_whitespace_trick_on_public_route(gate, trick):
     answers, hits = gate.send_raw(request("GET", PUBLIC, WHITESPACE_TRICKS[trick]))
-    assert answers[0].status in (200, 400)
-    assert all(user is None for _, _, user in hits)
-    if answers[0].status == 200:
+    assert answers, "no answer"
+    if trick in MALFORMED_HEADER_LINES:
+        gate.blocked(answers[0], hits, {400})
+    else:
+        # Nginx took the header; the public location blanks it before the backend sees it.
+        assert answers[0].status == 200
         assert hits == [("GET", PUBLIC, None)]
 
 
@@ -270,11 +278,9 @@ def test_oversized_headers_in_total_with_valid_token(gate, mint):
 
 
 def test_many_authorization_headers(gate, mint):
+    # Nginx refuses a repeated Authorization header itself.
     answer, hits = gate.send(headers=[("Authorization", f"Bearer {mint()}")] * 20)
-    if answer.status == 401:
-        gate.assert_refused(answer, hits)
-    else:
-        gate.blocked(answer, hits, {400})
+    gate.blocked(answer, hits, {400})
 
 
 # --- control characters in request headers: fail closed, and never a 5xx --------------------------
@@ -295,22 +301,24 @@ def test_control_character_in_another_header_without_token_is_401_not_5xx(gate, 
 
 
 @pytest.mark.parametrize("byte", [0x01, 0x7F], ids=lambda byte: f"0x{byte:02x}")
-def test_control_character_in_another_header_with_valid_token_is_not_5xx(gate, mint, byte):
-    # Nginx accepts the request; the answer must be the backend's or a 4xx, never "auth unavailable".
+def test_control_character_in_another_header_with_valid_token_is_400_not_5xx(gate, mint, byte):
+    # Nginx refuses the header itself (400), before any subrequest: never "auth unavailable".
     answers, hits = gate.send_raw(request("GET", PROTECTED, f"Authorization: Bearer {mint()}".encode(),
                                           b"User-Agent: probe" + bytes([byte])))
-    assert answers[0].status in (200, 400), f"expected 200 or 400, got {answers[0].status}: {answers[0].body!r}"
-    assert hits in ([], [("GET", PROTECTED, "alice")])
+    assert answers, "no answer"
+    gate.blocked(answers[0], hits, {400})
 
 
 @pytest.mark.parametrize("byte", [0x00, 0x0A, 0x0D], ids=["nul", "lf", "cr"])
-def test_nul_cr_lf_in_authorization_are_refused_by_nginx(gate, byte):
+def test_nul_cr_lf_in_authorization_are_refused(gate, byte):
+    # NUL and a bare CR: Nginx refuses the header line (400). A bare LF ends the line (RFC 9112
+    # section 2.2), so the token is `a.b`, which the validator refuses (401).
     value = b"Authorization: Bearer a.b" + bytes([byte]) + b"c"
     answers, hits = gate.send_raw(request("GET", PROTECTED, value))
-    assert hits == []
-    if answers and answers[0].status == 401:
+    assert answers, "no answer"
+    if byte == 0x0A:
         gate.assert_refused(answers[0], hits)
-    elif answers:
+    else:
         gate.blocked(answers[0], hits, {400})
 
 

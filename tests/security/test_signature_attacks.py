@@ -10,7 +10,6 @@ import pytest
 from tests.minting import RsaSigner, b64, claims, header, hs256, rs256, unsigned
 from tests.security import forge
 
-pytestmark = pytest.mark.integration
 
 NONE_SPELLINGS = ["none", "None", "NONE", "nOnE", "noNE", "none ", " none", "none\u0000"]
 

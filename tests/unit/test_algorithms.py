@@ -12,10 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.minting import b64, claims, raw_json
 from tests.security import forge
-from validator.keys import key_from_jwk, keys_from_jwks
-from validator.tokens import TokenRejected, parse, verify_signature
-
-pytestmark = pytest.mark.unit
+from jwtgate.keys import key_from_jwk, keys_from_jwks
+from jwtgate.jose import parse, verify_signature
+from jwtgate.reasons import TokenRejected
 
 _HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _CURVES = {"ES256": (ec.SECP256R1, "P-256", 32), "ES384": (ec.SECP384R1, "P-384", 48),

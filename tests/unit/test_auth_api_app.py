@@ -18,10 +18,8 @@ from auth_api.store import UserStore
 from jwtgate.logs import JsonFormatter, fingerprint
 from jwtgate.revocation import SqliteRevocationStore
 from tests.dpop_support import DpopKey
-from tests.fakes import FakeClock
-from validator.dpop import Nonces
+from jwtgate.dpop import Nonces
 
-pytestmark = pytest.mark.unit
 
 LOGIN = "/api/auth/login"
 PASSWORD = "correct horse battery staple"
@@ -37,9 +35,8 @@ def keyring(tmp_path_factory):
     return KeyRing.open(Settings(data_dir=str(tmp_path_factory.mktemp("keys"))))
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(1_700_000_000.6)
+# Where the clock fixture (tests/unit/conftest.py) starts.
+CLOCK_START = 1_700_000_000.6
 
 
 @pytest.fixture

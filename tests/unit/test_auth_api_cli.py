@@ -21,7 +21,6 @@ from auth_api.tokens import mint_access_token
 from jwtgate.logs import fingerprint
 from jwtgate.revocation import SqliteRevocationStore
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,6 @@ import pytest
 from auth_api.config import Settings
 from jwtgate.settings import ConfigError
 
-pytestmark = pytest.mark.unit
-
 
 def test_defaults(tmp_path):
     settings = Settings.from_env({"JWTGATE_DATA_DIR": str(tmp_path)})

@@ -14,9 +14,7 @@ from auth_api.keys import KeyRing
 from auth_api.store import UserStore
 from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
-from tests.fakes import FakeClock
 
-pytestmark = pytest.mark.unit
 
 PASSWORD = "correct horse battery staple"
 SITE = "http://gateway.test:8080"
@@ -24,9 +22,8 @@ SITE = "http://gateway.test:8080"
 SAME_SITE = {"X-Jwtgate-Self-Origin": SITE, "Origin": SITE}
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(1_800_000_000.2)
+# Where the clock fixture (tests/unit/conftest.py) starts.
+CLOCK_START = 1_800_000_000.2
 
 
 @pytest.fixture

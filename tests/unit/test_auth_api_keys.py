@@ -14,7 +14,6 @@ from auth_api.config import Settings
 from auth_api.keys import KeyFileError, KeyRing
 from tests.fakes import FakeClock
 
-pytestmark = pytest.mark.unit
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 

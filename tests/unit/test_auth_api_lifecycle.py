@@ -15,16 +15,13 @@ from auth_api.sessions import Sessions
 from auth_api.store import UserStore
 from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
-from tests.fakes import FakeClock
 
-pytestmark = pytest.mark.unit
 
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(1_800_000_000.2)
+# Where the clock fixture (tests/unit/conftest.py) starts.
+CLOCK_START = 1_800_000_000.2
 
 
 @pytest.fixture

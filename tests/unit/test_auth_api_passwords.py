@@ -4,8 +4,6 @@ import pytest
 
 from auth_api import passwords
 
-pytestmark = pytest.mark.unit
-
 
 def test_hash_is_argon2id_and_verifies():
     hashed = passwords.hash("correct horse battery staple")

@@ -8,9 +8,8 @@ import pytest
 
 from auth_api import store as store_module
 from auth_api.config import Settings
+from auth_api.sessions import PURGE_INTERVAL_SECONDS, Sessions, refresh_hash
 from auth_api.store import UnknownUser, UserExists, UserStore
-
-pytestmark = pytest.mark.unit
 
 
 class FakeClock:
@@ -156,3 +155,23 @@ def test_a_failed_write_leaves_nothing_behind(store):
     # The store is still writable: the failed transaction was rolled back, not left open.
     store.add_user("bob", "hash")
     assert [user.username for user in store.list_users()] == ["alice", "bob"]
+
+
+def test_logins_delete_expired_sessions_and_their_refresh_tokens_and_keep_live_ones(tmp_path, store):
+    now = FakeClock()()
+    store.add_user("alice", "hash")
+    store.create_session("old", "alice", refresh_hash("o" * 43), expires_at=int(now) - 1)
+    store.create_session("live", "alice", refresh_hash("l" * 43), expires_at=int(now) + 60)
+    clock = FakeClock(now)
+    sessions = Sessions(Settings(data_dir=str(tmp_path)), store=store, revocations=None, clock=clock)
+    sessions.start("alice")
+    assert store.session_of(refresh_hash("o" * 43)) is None
+    assert store.session_of(refresh_hash("l" * 43)) == "live"
+    # Left: the live session and the new login's (revoke_user_sessions counts the unrevoked rows).
+    store.create_session("older", "alice", refresh_hash("p" * 43), expires_at=int(now) - 1)
+    sessions.start("alice")
+    assert store.session_of(refresh_hash("p" * 43)) == "older"
+    clock.now += PURGE_INTERVAL_SECONDS
+    sessions.start("alice")
+    assert store.session_of(refresh_hash("p" * 43)) is None
+    assert store.revoke_user_sessions("alice") == 4

@@ -7,7 +7,6 @@ from auth_api.config import Settings
 from auth_api.keys import KeyRing
 from auth_api.tokens import mint_access_token
 
-pytestmark = pytest.mark.unit
 
 NOW = 1_700_000_000.9
 

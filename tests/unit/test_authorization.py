@@ -9,14 +9,12 @@ import pytest
 
 from jwtgate.settings import ConfigError
 from tests.minting import RsaSigner, claims, rs256
-from tests.unit.test_validator import FakeJwksServer
+from tests.fakes import FakeJwksServer
 from validator import authorization
 from validator.app import create_app
 from validator.config import DEFAULT_CLAIM_HEADERS, Settings
-from validator.keys import JwksSource
-from validator.tokens import Identity
-
-pytestmark = pytest.mark.unit
+from jwtgate.keys import JwksSource
+from jwtgate.claims import Identity
 
 
 def identity(**overrides):

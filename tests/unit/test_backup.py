@@ -8,14 +8,12 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 
 from auth_api.backup import backup, integrity
 from auth_api.config import Settings
 from auth_api.store import UserStore
 from jwtgate.revocation import Revocation, SqliteRevocationStore
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,10 +1,6 @@
 """`make bench` rates every scenario against no-auth and against both floors (no process started here)."""
 
-import pytest
-
 from bench.report import summarise
-
-pytestmark = pytest.mark.unit
 
 
 def run(scenario, rps, repetition=0):

@@ -1,10 +1,6 @@
 """`make bench` requests files, never directories, and always runs the scenarios its ratios are to."""
 
-import pytest
-
 from bench.scenarios import BASELINES, scenarios
-
-pytestmark = pytest.mark.unit
 
 
 def test_every_scenario_requests_a_file_so_auth_request_runs_once_per_request():

@@ -4,8 +4,6 @@ import pytest
 
 from bench.report import check_memory_targets
 
-pytestmark = pytest.mark.unit
-
 
 def rows(cached_mib, flooded_mib):
     return [

@@ -10,9 +10,7 @@ from jwtgate.discovery import DiscoveryError, metadata_url, parse_metadata
 from jwtgate.fetch import FetchError, Response, check_url
 from tests.fakes import FakeClock
 from tests.minting import RsaSigner
-from validator.keys import JwksSource
-
-pytestmark = pytest.mark.unit
+from jwtgate.keys import JwksSource
 
 ISSUER = "https://idp.example/realms/acme"
 JWKS_URI = "https://keys.idp.example/realms/acme/certs"

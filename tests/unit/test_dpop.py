@@ -22,12 +22,11 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256, with_overrides
 from validator.app import create_app, make_nonces
 from validator.config import Settings
-from validator import dpop as dpop_module
-from validator.dpop import (Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_urls,
-                            thumbprint)
-from validator.keys import JwksSource
+from jwtgate import dpop as dpop_module
+from jwtgate.dpop import (Nonces, ProofChecker, ProofRejected, access_token_hash, normalize_uri, request_urls,
+                          thumbprint)
+from jwtgate.keys import JwksSource
 
-pytestmark = pytest.mark.unit
 
 URL = "https://api.example/api/protected/"
 # VALIDATOR_PUBLIC_ORIGINS of the /verify tests: URL's origin.
@@ -44,11 +43,6 @@ def key():
 @pytest.fixture(scope="module")
 def rsa_key():
     return DpopKey.generate("RS256")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

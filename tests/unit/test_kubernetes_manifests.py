@@ -15,7 +15,6 @@ from ruamel.yaml import YAML
 from validator import authorization
 from validator.config import CLAIMS_HEADER, DEFAULT_CLAIM_HEADERS, Settings
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "examples" / "kubernetes"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
 
 SCRIPT = Path(__file__).resolve().parents[1] / "browser" / "next_url.test.mjs"
 

@@ -21,9 +21,7 @@ from auth_api.limits import (
 from auth_api.store import UserStore
 from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
-from tests.fakes import FakeClock
 
-pytestmark = pytest.mark.unit
 
 PASSWORD = "correct horse battery staple"
 DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}
@@ -111,11 +109,6 @@ def test_lockout_settings(tmp_path):
 @pytest.fixture(scope="module")
 def keyring(tmp_path_factory):
     return KeyRing.open(Settings(data_dir=str(tmp_path_factory.mktemp("keys"))))
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

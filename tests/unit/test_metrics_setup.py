@@ -10,7 +10,6 @@ import pytest
 
 from jwtgate import metrics
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 

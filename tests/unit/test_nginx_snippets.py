@@ -3,12 +3,9 @@
 import re
 from pathlib import Path
 
-import pytest
 
-from jwtgate.stack import NGINX_DIR, render
-from validator.tokens import REASONS
-
-pytestmark = pytest.mark.unit
+from launcher.stack import NGINX_DIR, render
+from jwtgate.reasons import REASONS
 
 
 def _map(name):
@@ -43,13 +40,14 @@ def test_render_substitutes_only_given_variables():
 
 
 def test_every_template_variable_is_provided_by_the_stack():
-    from jwtgate.stack import Stack
+    from launcher.stack import Stack
 
     stack = Stack(Path("/nonexistent"))
     names = set()
     for template in NGINX_DIR.rglob("*.template"):
         names |= set(re.findall(r"\$\{(NGINX_[A-Z_]+)\}", template.read_text()))
-    assert names <= set(stack.nginx_variables())
+    # NGINX_UPSTREAM_ADDR is per replica (upstream-server.conf.template, rendered by Stack.includes).
+    assert names <= set(stack.nginx_variables()) | {"NGINX_UPSTREAM_ADDR"}
 
 
 def test_verify_location_is_internal_and_bodiless():
@@ -60,8 +58,27 @@ def test_verify_location_is_internal_and_bodiless():
     assert 'proxy_set_header Content-Length "";' in block
 
 
-@pytest.mark.parametrize("snippet", ["jwtgate-protect.conf", "jwtgate-public.conf"])
-def test_location_snippets_overwrite_every_identity_header(snippet):
-    text = (NGINX_DIR / "snippets" / snippet).read_text()
-    for name in ("X-User-Id", "X-User-Roles", "X-User-Scopes", "X-User-Email", "X-User-Tenant", "X-User-Claims"):
-        assert re.search(rf"^proxy_set_header {name} ", text, re.M), name
+_IDENTITY_HEADERS = ("X-User-Id", "X-User-Roles", "X-User-Scopes", "X-User-Email", "X-User-Tenant", "X-User-Claims",
+                     "X-Jwtgate-Assertion")
+
+
+def _directives(text, directive):
+    """{first argument: rest} of every `directive` line of a snippet."""
+    return dict(re.findall(rf"^{directive} (\S+) (.+);$", text, re.M))
+
+
+def test_the_protected_location_forwards_each_identity_header_from_the_validators_answer_only():
+    text = (NGINX_DIR / "snippets" / "jwtgate-protect.conf").read_text()
+    headers, answers = _directives(text, "proxy_set_header"), _directives(text, "auth_request_set")
+    for name in _IDENTITY_HEADERS:
+        # X-User-Id comes from $jwtgate_user_id, which auth_request_set reads from the validator's
+        # X-User-Id (never from the client's own copy, $http_x_user_id).
+        variable = headers[name]
+        assert re.fullmatch(r"\$jwtgate_[a-z_]+", variable), (name, variable)
+        assert answers[variable] == "$upstream_http_" + name.lower().replace("-", "_"), name
+
+
+def test_a_public_location_blanks_every_identity_header():
+    headers = _directives((NGINX_DIR / "snippets" / "jwtgate-public.conf").read_text(), "proxy_set_header")
+    for name in _IDENTITY_HEADERS:
+        assert headers[name] == '""', name

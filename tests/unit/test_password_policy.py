@@ -12,7 +12,6 @@ import pytest
 
 from auth_api import passwords
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,9 +2,8 @@
 
 import pytest
 
-from validator.tokens import OWN_TOKEN_CLAIMS, Policy, TokenRejected, check_claims, claim_at
-
-pytestmark = pytest.mark.unit
+from jwtgate.claims import OWN_TOKEN_CLAIMS, Policy, check_claims, claim_at
+from jwtgate.reasons import TokenRejected
 
 NOW = 1_800_000_000
 BASE = {"iss": "https://idp.example/", "sub": "user-1", "aud": "api", "iat": NOW - 10, "exp": NOW + 300}

@@ -4,8 +4,6 @@ import pytest
 
 from validator.providers import PRESETS, ProblemList, build, load_document, load_file
 
-pytestmark = pytest.mark.unit
-
 
 def _one(entry, name="idp", **kwargs):
     problems = ProblemList("VALIDATOR_PROVIDERS_FILE")

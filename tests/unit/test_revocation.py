@@ -18,15 +18,13 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.claims import Identity, Policy
+from jwtgate.keys import JwksSource
 from validator.providers import TrustedProviders
 from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
-from validator.tokens import Identity, Policy
 
 POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0)
-
-pytestmark = pytest.mark.unit
 
 
 def identity(**overrides):
@@ -34,9 +32,8 @@ def identity(**overrides):
     return Identity(**(base | overrides))
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(1_000)
+# Where the clock fixture (tests/unit/conftest.py) starts.
+CLOCK_START = 1_000
 
 
 @pytest.fixture

@@ -12,25 +12,17 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from jwtgate import request_id
 from jwtgate.fetch import Response
 from jwtgate.logs import JsonFormatter
-from tests.fakes import FakeClock
 from tests.minting import RsaSigner, b64, claims, header, rs256
 from validator import metrics
 from validator.app import create_app
 from validator.config import Settings
-from validator.keys import JwksSource
-from validator.tokens import MAX_JSON_DEPTH, exceeds_depth
-
-pytestmark = pytest.mark.unit
+from jwtgate.keys import JwksSource
+from jwtgate.jose import MAX_JSON_DEPTH, exceeds_depth
 
 
 @pytest.fixture(scope="module")
 def signer():
     return RsaSigner(kid="key-1")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

@@ -1,128 +1,124 @@
-"""The verdict micro-cache's validator side (Cache-Control from exp and the cap) and its Nginx switch."""
+"""VerdictCache itself: when entries die, and how cached verdicts stay small."""
 
-from pathlib import Path
+import gc
+import json
 
-import falcon.testing
 import pytest
 
-from jwtgate.settings import ConfigError
-from jwtgate.stack import NGINX_DIR, Stack, StackError, with_verdict_cache
 from tests.fakes import FakeClock
 from tests.minting import claims, hs256
-from validator.app import create_app
-from validator.config import Settings
-from validator.keys import StaticKeys
-from validator.resources import verdict_cache_control
+from jwtgate import verdicts as cache_module
+from jwtgate.verdicts import VerdictCache
+from jwtgate.keys import StaticKeys
+from jwtgate.claims import OWN_TOKEN_CLAIMS, Identity, Policy, check_claims
+from jwtgate.jose import token_digest
+from jwtgate.revocation import NoRevocations
+from jwtgate.verifier import Verifier
 
-pytestmark = pytest.mark.unit
 
 SECRET = b"k" * 40
+POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0,
+                required_claims=OWN_TOKEN_CLAIMS)
 
 
-@pytest.mark.parametrize(("exp_in", "cap", "expected"), [
-    (900, 5, "max-age=4"),        # the cap less the second Nginx keeps an entry past its max-age
-    (6, 5, "max-age=4"),
-    (900, 1, "no-store"),         # a cap of 1 s leaves nothing to cache
-    (5.5, 5, "max-age=4"),        # never into the second in which the token expires
-    (3.2, 5, "max-age=2"),
-    (2, 5, "max-age=1"),
-    (1.9, 5, "no-store"),         # nothing left to cache
-    (0, 5, "no-store"),
-    (-30, 5, "no-store"),         # expired, but still inside the validator's leeway
-    (900, 0, "no-store"),
-])
-def test_max_age_is_capped_and_ends_before_exp(exp_in, cap, expected):
-    now = 1_800_000_000.25
-    assert verdict_cache_control(now + exp_in, now, cap) == expected
+def identity(cache, clock, number=0, exp_in=900, roles=("user",)):
+    """A verdict as the verifier builds it: from JSON claims (equal values, distinct objects), with share()."""
+    now = int(clock())
+    claim_set = json.loads(json.dumps({"iss": "jwtgate", "aud": "jwtgate-api", "sub": f"user-{number}",
+                                       "jti": f"jti-{number}", "iat": now, "exp": now + exp_in, "roles": list(roles),
+                                       "scope": "orders:read"}))
+    return check_claims(claim_set, POLICY, now, share=cache.share)
 
 
-def _hs256(now, **overrides):
-    return hs256(SECRET, claims(now, **overrides))
-
-
-def _client(clock, **settings):
-    app = create_app(Settings(hs256_secret=SECRET, provider_preset="jwtgate",
-                              **settings), keys=StaticKeys(SECRET, ""), clock=clock)
-    return falcon.testing.TestClient(app)
-
-
-def test_allowed_verdict_carries_max_age_from_the_fake_clock():
+def test_an_entry_dies_at_exp_or_at_the_max_ttl_whichever_comes_first():
     clock = FakeClock()
-    client = _client(clock, verdict_max_age_seconds=5, leeway_seconds=0)
-    token = _hs256(clock(), exp=int(clock()) + 8)
-    headers = {"Authorization": f"Bearer {token}"}
-    assert client.simulate_get("/verify", headers=headers).headers["cache-control"] == "max-age=4"
-    clock.tick(3.5)     # 4.5 s left: the answer may be kept 3 s
-    assert client.simulate_get("/verify", headers=headers).headers["cache-control"] == "max-age=3"
-    clock.tick(3)       # 1.5 s left: not worth storing
-    result = client.simulate_get("/verify", headers=headers)
-    assert result.status_code == 200
-    assert result.headers["cache-control"] == "no-store"
-    clock.tick(2)
-    result = client.simulate_get("/verify", headers=headers)
-    assert result.status_code == 401
-    assert result.headers["cache-control"] == "no-store"
+    cache = VerdictCache(100, 300, timer=clock)
+    short, long = token_digest("a.b.c"), token_digest("d.e.f")
+    cache.put(short, identity(cache, clock, 1, exp_in=60))
+    cache.put(long, identity(cache, clock, 2, exp_in=900))
+    clock.tick(59)
+    assert cache.get(short).sub == "user-1" and cache.get(long).sub == "user-2"
+    clock.tick(1)
+    assert cache.get(short) is None
+    assert cache.get(long) is not None
+    clock.tick(240)      # 300 s after it was stored, though the token has 600 s left
+    assert cache.get(long) is None
+    assert len(cache) == 0
 
 
-def test_refusals_and_the_default_say_no_store():
+def test_a_full_cache_drops_the_least_recently_used_and_misses_read_as_none():
     clock = FakeClock()
-    token = _hs256(clock())
-    default = _client(clock)
-    assert default.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"}).headers[
-        "cache-control"] == "no-store"
-    capped = _client(clock, verdict_max_age_seconds=5)
-    for value in (None, "Bearer nope", f"Bearer {token}x"):
-        result = capped.simulate_get("/verify", headers={"Authorization": value} if value else {})
-        assert result.status_code == 401
-        assert result.headers["cache-control"] == "no-store"
+    cache = VerdictCache(3, 300, timer=clock)
+    digests = [token_digest(f"t.{number}.x") for number in range(5)]
+    assert cache.get(digests[0]) is None
+    for number in range(3):
+        cache.put(digests[number], identity(cache, clock, number))
+    assert cache.get(digests[0]).sub == "user-0"      # now the most recently used
+    cache.put(digests[3], identity(cache, clock, 3))  # drops user-1
+    cache.put(digests[4], identity(cache, clock, 4))  # drops user-2
+    assert [cache.get(digest) is not None for digest in digests] == [True, False, False, True, True]
+    assert len(cache) == 3
 
 
-def test_setting_defaults_to_off_and_is_bounded():
-    base = {"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks"}
-    assert Settings.from_env(base).verdict_max_age_seconds == 0
-    assert Settings.from_env({**base, "VALIDATOR_VERDICT_MAX_AGE_SECONDS": "3"}).verdict_max_age_seconds == 3
-    with pytest.raises(ConfigError, match="VALIDATOR_VERDICT_MAX_AGE_SECONDS"):
-        Settings.from_env({**base, "VALIDATOR_VERDICT_MAX_AGE_SECONDS": "60"})
-
-
-def test_cache_snippet_goes_inside_the_verify_location_only():
-    server = (NGINX_DIR / "snippets" / "jwtgate-server.conf").read_text()
-    cached = with_verdict_cache(server, Path("/x/jwtgate-verify-cache.conf"))
-    verify = cached.split("location = /_jwtgate/verify {")[1].split("\n}")[0]
-    assert "    include /x/jwtgate-verify-cache.conf;" in verify
-    assert cached.count("include /x/jwtgate-verify-cache.conf;") == 1
-    assert cached.replace("    include /x/jwtgate-verify-cache.conf;\n", "") == server
-    with pytest.raises(StackError):
-        with_verdict_cache("location = /other {\n}\n", Path("/x/c.conf"))
-
-
-def test_cache_snippet_keys_on_authorization_and_requirements_and_never_stores_refusals():
-    text = (NGINX_DIR / "snippets" / "jwtgate-verify-cache.conf").read_text()
-    key = next(line for line in text.splitlines() if line.startswith("proxy_cache_key "))
-    for variable in ("$http_authorization", "$jwtgate_require_scopes", "$jwtgate_require_roles",
-                     "$jwtgate_require_claims"):
-        assert variable in key
-    assert "proxy_no_cache $upstream_http_x_auth_error;" in text
-    # Only the validator's max-age decides: no default lifetime for answers without one.
-    assert not any(line.startswith("proxy_cache_valid") for line in text.splitlines())
-    assert "proxy_cache_use_stale off;" in text
-
-
-def test_stack_switch_is_off_by_default():
-    assert Stack(Path("/nonexistent"), environ={}).snippets_dir == NGINX_DIR / "snippets"
-    stack = Stack(Path("/nonexistent"), environ={"JWTGATE_VERDICT_CACHE": "1"})
-    assert stack.snippets_dir == Path("/nonexistent/nginx/snippets")
-    assert stack.service_env()["VALIDATOR_VERDICT_MAX_AGE_SECONDS"] == "5"
-    assert "VALIDATOR_VERDICT_MAX_AGE_SECONDS" not in Stack(Path("/nonexistent"), environ={}).service_env()
-
-
-def test_only_a_bearer_header_verdict_may_be_stored():
-    # The micro-cache keys on Authorization: a cookie's verdict (no Authorization at all) must never be stored.
+@pytest.mark.parametrize("size, ttl", [(0, 300), (100, 0)])
+def test_a_zero_size_or_ttl_caches_nothing(size, ttl):
     clock = FakeClock()
-    client = _client(clock, verdict_max_age_seconds=5)
-    token = _hs256(clock())
-    by_cookie = client.simulate_get("/verify", headers={"X-Jwtgate-Cookie-Token": token})
-    assert by_cookie.status_code == 200
-    assert by_cookie.headers["cache-control"] == "no-store"
-    by_header = client.simulate_get("/verify", headers={"Authorization": f"bearer {token}"})
-    assert by_header.headers["cache-control"] == "max-age=4"
+    cache = VerdictCache(size, ttl, timer=clock)
+    cache.put(token_digest("a.b.c"), identity(cache, clock))
+    assert cache.get(token_digest("a.b.c")) is None and len(cache) == 0
+
+
+def test_verdicts_share_equal_role_lists_and_timestamps():
+    clock = FakeClock()
+    cache = VerdictCache(100, 300, timer=clock)
+    for number in range(3):
+        cache.put(token_digest(f"t.{number}.x"), identity(cache, clock, number))
+    first, second, third = (cache.get(token_digest(f"t.{number}.x")) for number in range(3))
+    assert first.roles is second.roles is third.roles
+    assert first.iat is second.iat and first.exp is third.exp
+    # Different values stay different, and each verdict keeps its own.
+    other = identity(cache, clock, 9, exp_in=600, roles=("admin",))
+    cache.put(token_digest("t.9.x"), other)
+    stored = cache.get(token_digest("t.9.x"))
+    assert stored.roles == ("admin",) and stored.exp == other.exp and stored.sub == "user-9"
+
+
+def test_the_verifier_stores_verdicts_that_share_values():
+    clock = FakeClock()
+    cache = VerdictCache(100, 300, timer=clock)
+    verifier = Verifier.single(StaticKeys(SECRET), cache, POLICY, NoRevocations(), clock)
+    tokens = [hs256(SECRET, claims(clock(), sub=f"user-{number}")) for number in range(3)]
+    first, second, third = (verifier.verify(token) for token in tokens)
+    assert first.roles is second.roles is third.roles and first.scopes is third.scopes
+    assert first.iat is second.iat is third.iat and first.exp is second.exp is third.exp
+    assert [cache.get(token_digest(token)) for token in tokens] == [first, second, third]
+    assert first.sub == "user-0" and third.sub == "user-2"
+
+
+def test_the_shared_table_stays_bounded_whatever_arrives():
+    clock = FakeClock()
+    cache = VerdictCache(10, 300, timer=clock)
+    for number in range(3 * cache_module._MAX_SHARED_VALUES):
+        clock.tick(1)   # a new iat, exp and expiry second for every verdict
+        cache.put(token_digest(f"t.{number}.x"), identity(cache, clock, number, roles=(f"role-{number}",)))
+    assert len(cache._values) <= cache_module._MAX_SHARED_VALUES
+    assert len(cache) == 10
+    newest = cache.get(token_digest(f"t.{3 * cache_module._MAX_SHARED_VALUES - 1}.x"))
+    assert newest.roles == (f"role-{3 * cache_module._MAX_SHARED_VALUES - 1}",)
+
+
+@pytest.mark.parametrize("sid", [None, "session-1"])
+def test_a_verdict_keeps_sub_jti_and_sid_in_one_string(sid):
+    verdict = Identity(sub="alice", roles=("user",), scopes=(), jti="j-1", iat=1, exp=2, sid=sid)
+    assert (verdict.sub, verdict.jti, verdict.sid) == ("alice", "j-1", sid)
+    assert list(verdict.ids()) == ["alice", "j-1", sid]
+    assert verdict.values("sub") == ("alice",)
+    # One string object for the three names, not one each; the provider's name is the policy's own object.
+    assert [value for value in gc.get_referents(verdict) if isinstance(value, str)] == [verdict.names,
+                                                                                         verdict.provider]
+
+
+@pytest.mark.parametrize("names", [dict(sub="al ice"), dict(jti="j 1"), dict(sid="s 1")])
+def test_a_verdict_refuses_names_that_would_split_wrongly(names):
+    with pytest.raises(ValueError):
+        Identity(**(dict(sub="alice", roles=(), scopes=(), jti="j1", iat=1, exp=2) | names))

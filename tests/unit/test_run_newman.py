@@ -1,10 +1,6 @@
 """tests/e2e/run_newman.py's pure parts: the Newman command line and the JUnit counts."""
 
-import pytest
-
 from tests.e2e import run_newman
-
-pytestmark = pytest.mark.unit
 
 
 def test_newman_command_passes_every_value_as_an_env_var_and_writes_junit():

@@ -25,11 +25,16 @@ from jwtgate.settings import ConfigError, EnvReader
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
-_VERIFY_LOCATION = "location = /_jwtgate/verify {\n"
 # Scaling out: JWTGATE_<key> separate gunicorn masters of a service, each on its own socket.
 _REPLICA_SETTINGS = {"validator": "VALIDATOR_REPLICAS", "auth_api": "AUTH_REPLICAS"}
 _BIND_SETTINGS = {"validator": "VALIDATOR_BIND", "auth_api": "AUTH_BIND", "backend": "BACKEND_BIND"}
-_UPSTREAM_SERVER = "    server unix:{} max_fails=2 fail_timeout=5s;\n"
+# Directories next to nginx.conf whose *.conf files the templates and snippets include, if any:
+# gateway.conf.template's upstreams a further replica each, jwtgate-server.conf's verify location the micro-cache.
+UPSTREAMS_DIR = "jwtgate-upstreams.d"
+VERIFY_DIR = "jwtgate-verify.d"
+MICRO_CACHE_ZONE = "conf.d/micro-cache.conf"
+# The old name of JWTGATE_MICRO_CACHE, still read for one release.
+_OLD_MICRO_CACHE = "JWTGATE_VERDICT_CACHE"
 # JWTGATE_NGINX_SCHED_POLICY: the Linux scheduling policy Nginx runs under (chrt's names).
 _SCHED_POLICIES = {"batch": os.SCHED_BATCH, "other": os.SCHED_OTHER}
 # Started as root, Nginx's workers run as the first of these accounts that exists.
@@ -46,13 +51,6 @@ def render(template, variables):
         return variables[name] if name in variables else match.group(0)
 
     return _VARIABLE.sub(substitute, template)
-
-
-def with_verdict_cache(server_snippet, cache_snippet):
-    """jwtgate-server.conf's text with jwtgate-verify-cache.conf included in its verify location."""
-    if server_snippet.count(_VERIFY_LOCATION) != 1:
-        raise StackError("jwtgate-server.conf: expected one `location = /_jwtgate/verify {` line")
-    return server_snippet.replace(_VERIFY_LOCATION, f"{_VERIFY_LOCATION}    include {cache_snippet};\n")
 
 
 def worker_account():
@@ -144,21 +142,12 @@ class Stack:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "metrics" / name)
         return env
 
-    def with_replicas(self, gateway):
-        """The rendered gateway config with one upstream server line per replica."""
-        for service in _REPLICA_SETTINGS:
-            names = self.replicas(service)
-            line = _UPSTREAM_SERVER.format(self.socket(service))
-            if len(names) > 1:
-                if gateway.count(line) != 1:
-                    raise StackError(f"gateway.conf.template: expected one `{line.strip()}` line")
-                gateway = gateway.replace(line, "".join(_UPSTREAM_SERVER.format(self.socket(n)) for n in names))
-        return gateway
-
     @property
-    def verdict_cache(self):
-        """JWTGATE_VERDICT_CACHE=1: the optional Nginx verdict micro-cache is on."""
-        return EnvReader(self.environ, "JWTGATE_").flag("VERDICT_CACHE")
+    def micro_cache(self):
+        """JWTGATE_MICRO_CACHE=1: the optional Nginx micro-cache of allowed verdicts is on."""
+        key = "VERDICT_CACHE" if "JWTGATE_MICRO_CACHE" not in self.environ and _OLD_MICRO_CACHE in self.environ \
+            else "MICRO_CACHE"
+        return EnvReader(self.environ, "JWTGATE_").flag(key)
 
     @property
     def nginx_sched_policy(self):
@@ -166,20 +155,14 @@ class Stack:
 
         Nginx and the validator share the cores. Under SCHED_OTHER, Nginx, woken by each answer,
         preempts the validator worker that wrote it; under SCHED_BATCH it waits until the worker
-        blocks or its slice ends, and then reads every answer that is waiting. Measured in `make bench`
-        (issue #6, README "The serving setup"): about a fifth more checks a second that miss the
-        verdict cache, and no loss on hits.
+        blocks or its slice ends, and then reads every answer that is waiting: fewer context switches
+        for each check that misses the verdict cache (figures: docs/performance.md).
         """
         return EnvReader(self.environ, "JWTGATE_").text("NGINX_SCHED_POLICY", "batch", choices=_SCHED_POLICIES)
 
-    @property
-    def snippets_dir(self):
-        """The snippets Nginx includes: the shipped files, or copies that turn the micro-cache on."""
-        return self.nginx_prefix / "snippets" if self.verdict_cache else NGINX_DIR / "snippets"
-
     def service_env(self):
         env = dict(self.environ)
-        if self.verdict_cache:
+        if self.micro_cache:
             # The micro-cache stores only what the validator marks with max-age.
             env.setdefault("VALIDATOR_VERDICT_MAX_AGE_SECONDS", "5")
         env["JWTGATE_DATA_DIR"] = str(self.data_dir)
@@ -218,20 +201,41 @@ class Stack:
         if self.workers:
             self._open_to_workers()
         for directory in (self.data_dir, self.run_dir, self.log_dir, self.nginx_prefix / "conf.d",
-                          self.worker_dir / "tmp"):
+                          self.worker_dir / "tmp", self.nginx_prefix / UPSTREAMS_DIR, self.nginx_prefix / VERIFY_DIR):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.micro_cache:
+            (self.worker_dir / "micro-cache").mkdir(exist_ok=True, mode=0o700)
         # Nginx would create its logs 0644; it appends to these instead.
         for name in ("nginx-access", "nginx-error"):
             self._open_log(name).close()
         self._run_checked([sys.executable, "-m", "auth_api", "init"], "auth_api init")
         variables = self.nginx_variables()
-        main = render((NGINX_DIR / "local" / "nginx.conf.template").read_text(), variables)
-        gateway = self.with_replicas(render((NGINX_DIR / "templates" / "gateway.conf.template").read_text(),
-                                            variables))
-        (self.nginx_prefix / "nginx.conf").write_text(main)
-        (self.nginx_prefix / "conf.d" / "gateway.conf").write_text(gateway)
-        self._render_verdict_cache(variables)
+        configs = {"nginx.conf": NGINX_DIR / "local" / "nginx.conf.template",
+                   "conf.d/gateway.conf": NGINX_DIR / "templates" / "gateway.conf.template"}
+        for name, template in configs.items():
+            (self.nginx_prefix / name).write_text(render(template.read_text(), variables))
+        # Include files of an earlier run with other settings go first.
+        prefix = self.nginx_prefix
+        for stale in (*(prefix / UPSTREAMS_DIR).glob("*.conf"), *(prefix / VERIFY_DIR).glob("*.conf"),
+                      prefix / MICRO_CACHE_ZONE):
+            stale.unlink(missing_ok=True)
+        for name, text in self.includes(variables).items():
+            (self.nginx_prefix / name).write_text(text)
         self._run_checked(self._nginx_command("-t", "-q"), "nginx -t")
+
+    def includes(self, variables):
+        """{file under the Nginx prefix: text}: the optional include files these settings ask for (none by default)."""
+        files = {}
+        upstream = (NGINX_DIR / "local" / "upstream-server.conf.template").read_text()
+        for service in _REPLICA_SETTINGS:
+            for name in self.replicas(service)[1:]:
+                address = {"NGINX_UPSTREAM_ADDR": f"unix:{self.socket(name)}"}
+                files[f"{UPSTREAMS_DIR}/{name}.conf"] = render(upstream, address)
+        if self.micro_cache:
+            files[MICRO_CACHE_ZONE] = render((NGINX_DIR / "local" / "micro-cache.conf.template").read_text(), variables)
+            files[f"{VERIFY_DIR}/micro-cache.conf"] = render(
+                (NGINX_DIR / "local" / "micro-cache-verify.conf.template").read_text(), variables)
+        return files
 
     def _open_to_workers(self):
         """Make the worker directory, which Nginx's workers' group may enter (not list), with the login page.
@@ -246,28 +250,17 @@ class Stack:
             directory.chmod(0o710)
         shutil.copytree(NGINX_DIR / "html", self.worker_dir / "html", dirs_exist_ok=True)
 
-    def _render_verdict_cache(self, variables):
-        """With JWTGATE_VERDICT_CACHE=1: the cache zone, and snippets whose verify location uses it."""
-        zone = self.nginx_prefix / "conf.d" / "verdict-cache.conf"
-        if not self.verdict_cache:
-            zone.unlink(missing_ok=True)
-            return
-        for directory in (self.worker_dir / "verdict-cache", self.snippets_dir):
-            directory.mkdir(exist_ok=True, mode=0o700)
-        for snippet in (NGINX_DIR / "snippets").glob("*.conf"):
-            text = snippet.read_text()
-            if snippet.name == "jwtgate-server.conf":
-                text = with_verdict_cache(text, self.snippets_dir / "jwtgate-verify-cache.conf")
-            (self.snippets_dir / snippet.name).write_text(text)
-        zone.write_text(render((NGINX_DIR / "local" / "verdict-cache.conf.template").read_text(), variables))
-
     def check_settings(self):
         """Read every service's settings now, so one message names every bad setting of the stack."""
         from auth_api.config import Settings as AuthSettings
         from validator.config import Settings as ValidatorSettings
 
         stack_env = EnvReader(self.environ, "JWTGATE_")
-        stack_env.flag("VERDICT_CACHE")
+        stack_env.flag("MICRO_CACHE")
+        if _OLD_MICRO_CACHE in self.environ:
+            stack_env.flag("VERDICT_CACHE")
+            sys.stderr.write(f"jwtgate: {_OLD_MICRO_CACHE} is now JWTGATE_MICRO_CACHE; the old name is read for one"
+                             " more release (the new one wins when both are set)\n")
         stack_env.text("NGINX_SCHED_POLICY", "batch", choices=_SCHED_POLICIES)
         for key in _REPLICA_SETTINGS.values():
             stack_env.integer(key, 1, minimum=1, maximum=16)
@@ -284,10 +277,10 @@ class Stack:
         """The NGINX_* values the templates are rendered with."""
         return {
             "NGINX_LISTEN": self.listen,
-            "NGINX_SNIPPETS_DIR": str(self.snippets_dir),
+            "NGINX_SNIPPETS_DIR": str(NGINX_DIR / "snippets"),
             # The login page (nginx/html/login/), static files Nginx serves itself.
             "NGINX_HTML_DIR": str(self.worker_dir / "html" if self.workers else NGINX_DIR / "html"),
-            # Nginx's temporary files and the verdict micro-cache.
+            # Nginx's temporary files and the micro-cache.
             "NGINX_WORKER_DIR": str(self.worker_dir),
             "NGINX_VALIDATOR_ADDR": f"unix:{self.socket('validator')}",
             "NGINX_AUTH_API_ADDR": f"unix:{self.socket('auth_api')}",

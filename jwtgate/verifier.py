@@ -2,16 +2,9 @@
 
 import time
 
-from validator.tokens import (
-    Policy,
-    TokenRejected,
-    UnknownKey,
-    check_claims,
-    check_type,
-    parse,
-    token_digest,
-    verify_signature,
-)
+from jwtgate.claims import Policy, check_claims, check_type
+from jwtgate.jose import parse, token_digest, verify_signature
+from jwtgate.reasons import TokenRejected, UnknownKey
 
 
 class Verifier:

@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-from jwtgate.stack import Stack
+from launcher.stack import Stack
+from tests.compose_support import check_compose_schema, load_yaml
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -33,32 +32,21 @@ LONG_RUNNING = ("gateway", *PYTHON_SERVICES)
 DATA_DIR = "/var/lib/jwtgate"
 
 
-def _load_yaml(path):
-    return YAML(typ="safe", pure=True).load(path.read_text())
-
-
 @pytest.fixture(scope="module")
 def compose():
-    return _load_yaml(COMPOSE_FILE)
-
-
-def _check_compose_schema(path):
-    return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True, text=True, timeout=60,
-    )
+    return load_yaml(COMPOSE_FILE)
 
 
 # --- docker-compose.yml -------------------------------------------------------------------
 
 
 def test_compose_file_validates_against_the_compose_specification(tmp_path):
-    result = _check_compose_schema(COMPOSE_FILE)
+    result = check_compose_schema(COMPOSE_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
     # The checker really checks: a misspelt key fails it.
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE_FILE.read_text().replace("restart: unless-stopped", "restart_policy: always", 1))
-    assert _check_compose_schema(broken).returncode == 1
+    assert check_compose_schema(broken).returncode == 1
 
 
 def test_compose_services(compose):
@@ -122,7 +110,7 @@ def test_auth_data_is_a_named_volume_and_no_secret_is_in_the_file(compose):
 def test_each_service_runs_the_gunicorn_config_make_run_starts(compose, tmp_path, service, package):
     command = compose["services"][service]["command"]
     assert command == ["-c", f"{package}/gunicorn.conf.py"]
-    # `make run` (jwtgate.stack) starts `python -m gunicorn -c <the installed package>/gunicorn.conf.py`.
+    # `make run` (launcher.stack) starts `python -m gunicorn -c <the installed package>/gunicorn.conf.py`.
     started = Stack(tmp_path).gunicorn_command(package)
     assert started[1:4] == ["-m", "gunicorn", "-c"]
     config = Path(started[4])
@@ -160,7 +148,7 @@ def test_gateway_renders_our_template_with_the_images_envsubst(compose, tmp_path
     environment = gateway["environment"]
     used = set(re.findall(r"\$\{(NGINX_[A-Z_]+)\}", TEMPLATE.read_text()))
     assert used == set(environment) - {"NGINX_ENVSUBST_FILTER"}
-    # The image substitutes only NGINX_* (as jwtgate.stack.render does), so nginx's $host etc. survive.
+    # The image substitutes only NGINX_* (as launcher.stack.render does), so nginx's $host etc. survive.
     assert environment["NGINX_ENVSUBST_FILTER"] == "^NGINX_"
     assert environment["NGINX_LISTEN"] == "8080"
     assert environment["NGINX_VALIDATOR_ADDR"] == "validator:8000"

@@ -5,10 +5,9 @@ from pathlib import Path
 import pytest
 
 from auth_api.config import Settings as AuthSettings
-from tests.e2e.test_compose_static import _check_compose_schema, _load_yaml
+from tests.compose_support import check_compose_schema, load_yaml
 from validator.config import Settings as ValidatorSettings
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE_FILE = ROOT / "docker-compose.scale.yml"
@@ -18,7 +17,7 @@ SCALE_FILE = ROOT / "docker-compose.scale.yml"
 def merged():
     """The two files as `docker compose -f docker-compose.yml -f docker-compose.scale.yml` merges them
     (environment mappings merge per key, the rest per service key)."""
-    base, scale = _load_yaml(ROOT / "docker-compose.yml"), _load_yaml(SCALE_FILE)
+    base, scale = load_yaml(ROOT / "docker-compose.yml"), load_yaml(SCALE_FILE)
     services = {name: dict(service) for name, service in base["services"].items()}
     for name, override in scale["services"].items():
         service = services.setdefault(name, {})
@@ -31,7 +30,7 @@ def merged():
 
 
 def test_scale_file_validates_against_the_compose_specification():
-    result = _check_compose_schema(SCALE_FILE)
+    result = check_compose_schema(SCALE_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

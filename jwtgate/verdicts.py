@@ -12,8 +12,8 @@ _MAX_SHARED_VALUES = 4096
 class _Verdicts(TLRUCache):
     """cachetools' TLRUCache, where a missing or expired entry reads as None instead of raising KeyError.
 
-    A miss is one dict lookup: TLRUCache would raise and catch two KeyErrors and raise a third,
-    0.9 -> 0.2 us a miss (issue #6: with 100k tokens, every check is one), for under 0.1 us more a hit.
+    A miss is one dict lookup: TLRUCache would raise and catch two KeyErrors and raise a third, and
+    with many distinct tokens nearly every check is a miss.
     """
 
     def __getitem__(self, key):
@@ -48,18 +48,18 @@ class VerdictCache:
         if self._cache is None:
             return None
         with self._lock:
-            # Indexing, not TLRUCache.get(): that checks the key and the clock twice (0.9 -> 0.3 us a hit).
+            # Indexing, not TLRUCache.get(): that checks the key and the clock twice.
             return self._cache[digest]
 
     def put(self, digest, identity):
-        """Keep `identity`, built with share() (validator.tokens.check_claims) so it holds no value twice."""
+        """Keep `identity`, built with share() (jwtgate.claims.check_claims) so it holds no value twice."""
         if self._cache is None:
             return
         with self._lock:
             self._cache[digest] = identity
 
     def clear(self):
-        """Drop every verdict (validator.keys: a key that verified some has left the key set)."""
+        """Drop every verdict (jwtgate.keys: a key that verified some has left the key set)."""
         if self._cache is None:
             return
         with self._lock:
@@ -68,8 +68,8 @@ class VerdictCache:
     def share(self, value):
         """The one kept copy of a value equal to `value` (stored now if it is new)."""
         # Most tokens carry one of a few role and scope lists, and tokens minted in the same second
-        # share iat and exp: one copy of each saves about a quarter of a cached verdict's memory
-        # (issue #6, RSS per worker). Cleared when full, so new values are shared too, and bounded.
+        # share iat and exp: one copy of each keeps a full cache's memory down. Cleared when full, so
+        # new values are shared too, and bounded.
         values = self._values
         if len(values) >= _MAX_SHARED_VALUES:
             values.clear()

@@ -1,22 +1,26 @@
-"""The optional Nginx verdict micro-cache (JWTGATE_VERDICT_CACHE=1) through the real stack."""
+"""The optional Nginx micro-cache (JWTGATE_MICRO_CACHE=1) through the real stack."""
 
 import json
+import os
+import signal
 import time
+
+import httpx
 
 import pytest
 
 from jwtgate.logs import fingerprint
 from tests.conftest import start_stack
+from launcher.stack import NGINX_DIR
 from tests.minting import RsaSigner, claims, rs256
-
-pytestmark = pytest.mark.integration
+from tests.services import free_port
 
 
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory):
     # Debug logging makes the validator log every allowed verdict, so the tests can
     # count which requests reached it; leeway 0 so exp is the exact end.
-    running = start_stack(tmp_path_factory, "verdict-cache", JWTGATE_VERDICT_CACHE="1", VALIDATOR_LOG_LEVEL="debug",
+    running = start_stack(tmp_path_factory, "micro-cache", JWTGATE_MICRO_CACHE="1", VALIDATOR_LOG_LEVEL="debug",
                           VALIDATOR_LEEWAY_SECONDS="0", VALIDATOR_VERDICT_MAX_AGE_SECONDS="10")
     kid = running.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
     running.signer = RsaSigner.from_pem(running.private_key_pem(), kid)
@@ -130,3 +134,32 @@ def test_a_revocation_takes_effect_within_max_age(cached):
     assert status == 401
     # A correctness bound (README: a revoked token passes for at most max-age), with room for the poll.
     assert refused - revoked <= max_age + 0.5
+
+
+def test_a_server_that_skips_the_micro_cache_asks_the_validator_every_time(cached):
+    # A second server in the same Nginx, as make bench's server without the cache: every check reaches the validator.
+    port, snippets = free_port(), NGINX_DIR / "snippets"
+    (cached.stack.nginx_prefix / "conf.d" / "skip.conf").write_text(
+        f"server {{\n    listen 127.0.0.1:{port};\n    set $jwtgate_micro_cache_skip 1;\n"
+        f"    include {snippets}/jwtgate-server.conf;\n    location /api/protected/ {{\n"
+        f"        include {snippets}/jwtgate-protect.conf;\n        proxy_pass http://jwtgate_backend/api/protected/;\n"
+        "    }\n}\n")
+    os.kill(cached.stack.processes["nginx"].pid, signal.SIGHUP)
+    token = rs256(cached.signer, claims(time.time(), sub="carol"))
+    url, headers = f"http://127.0.0.1:{port}/api/protected/", {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            response = httpx.get(url, headers=headers)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the reloaded Nginx never listened"
+            time.sleep(0.1)
+    assert response.status_code == 200
+    for _ in range(3):
+        assert httpx.get(url, headers=headers).status_code == 200
+    assert checks(cached, token) == 4
+    # The control: the gateway's own server, which does not skip it, answers the same token from the cache.
+    for _ in range(4):
+        assert get(cached, "/api/protected/", token).status_code == 200
+    assert checks(cached, token) < 8

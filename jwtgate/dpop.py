@@ -4,10 +4,10 @@ A proof is a JWS the client signs for one request with a key of its own, whose p
 the header (`jwk`). We check its syntax as strictly as an access token's (the same canonical
 base64url and duplicate-free JSON), hand python-jose only the signature check with the one
 algorithm the key allows, and check every claim ourselves. Replay (`jti`) is the caller's step, via
-jwtgate.replay, after every other check passed, so an invalid proof never uses up a `jti`.
+jwtgate.replay, after every other check passed, so an invalid proof never uses up a `jti`
+(the validator's is validator.proof_gate).
 """
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -17,14 +17,14 @@ import re
 import string
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cachetools import LRUCache
 from jose import jwk
 
-from validator.tokens import TokenRejected, _b64decode, _json_object, signature_verifies
+from jwtgate.jose import b64decode, json_object, signature_verifies
+from jwtgate.reasons import TokenRejected
 
 # RFC 9449 section 5.1 (dpop_signing_alg_values_supported): what we verify. Never none or HMAC:
 # a proof must be signed with a private key only the client holds.
@@ -38,10 +38,11 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _JTI = re.compile(r"[\x21-\x7e]{1,255}")
 _METHOD = re.compile(r"[A-Z]{1,16}")
 _MIN_RSA_BITS, _MAX_RSA_BITS = 2048, 8192
+# Nonce lifetimes (VALIDATOR_ and AUTH_DPOP_NONCE_SECONDS): shorter would send clients back for a new
+# nonce every few requests.
+MIN_NONCE_SECONDS = 10
 # Client keys whose objects ProofChecker keeps built.
 _BUILT_KEYS = 1024
-# base64url of a SHA-256: what `cnf.jkt` and `ath` hold.
-SHA256_B64 = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class ProofRejected(Exception):
@@ -159,10 +160,10 @@ def _public_jwk(header):
         raise ProofRejected("jwk_alg_mismatch")
     try:
         if kty == "EC":
-            if key["crv"] != "P-256" or len(_b64decode(key["x"])) != 32 or len(_b64decode(key["y"])) != 32:
+            if key["crv"] != "P-256" or len(b64decode(key["x"])) != 32 or len(b64decode(key["y"])) != 32:
                 raise ProofRejected("jwk_invalid")
         else:
-            bits = int.from_bytes(_b64decode(key["n"]), "big").bit_length()
+            bits = int.from_bytes(b64decode(key["n"]), "big").bit_length()
             if not _MIN_RSA_BITS <= bits <= _MAX_RSA_BITS or len(key["e"]) > 8:
                 raise ProofRejected("jwk_invalid")
     except ProofRejected:
@@ -219,9 +220,9 @@ class ProofChecker:
         if len(parts) != 3:
             raise ProofRejected("malformed")
         try:
-            header = _json_object(_b64decode(parts[0]))
-            claims = _json_object(_b64decode(parts[1]))
-            signature = _b64decode(parts[2])
+            header = json_object(b64decode(parts[0]))
+            claims = json_object(b64decode(parts[1]))
+            signature = b64decode(parts[2])
         except TokenRejected:
             raise ProofRejected("malformed") from None
         if header.get("typ") != PROOF_TYPE:
@@ -298,44 +299,3 @@ class Nonces:
         slot = int(match.group(1))
         # The whole value against the one spelling we hand out (no leading zeros, say).
         return abs(slot - self._slot()) <= 1 and hmac.compare_digest(nonce, f"{slot}.{self._mac(slot)}")
-
-
-class ProofGate:
-    """The validator's step for a DPoP-bound token: a valid, unreplayed proof for this request and key."""
-
-    def __init__(self, checker, replay, nonces=None, origins=frozenset()):
-        self._checker = checker
-        self._replay = replay
-        # Nonces when the validator demands them (VALIDATOR_DPOP_NONCE_SECONDS), else None.
-        self.nonces = nonces
-        # VALIDATOR_PUBLIC_ORIGINS: the origins a proof's htu may name; none, and every proof is refused.
-        self._origins = origins
-        # The shared replay insert may wait for another worker's write lock: it waits in a thread of
-        # its own (made on the first proof), and the worker's event loop answers other requests
-        # meanwhile (make bench, dpop at -c128: p99 0.41 s with the insert on the loop).
-        self._inserts = ThreadPoolExecutor(1, thread_name_prefix="dpop-replay")
-
-    async def check(self, proof, *, method, uri, access_token, jkt):
-        """The checked Proof for the request to `uri` ($request_uri), or TokenRejected: invalid_dpop_proof
-        (with .detail), use_dpop_nonce or dpop_replayed."""
-        try:
-            if not self._origins:
-                raise ProofRejected("no_public_origins")
-            checked = self._checker.check(proof, method=method, urls=request_urls(self._origins, uri),
-                                          access_token=access_token)
-            if not hmac.compare_digest(checked.jkt, jkt):
-                # A valid proof by another key: a stolen token with the thief's own proof.
-                raise ProofRejected("jkt_mismatch")
-        except ProofRejected as rejected:
-            refusal = TokenRejected("invalid_dpop_proof")
-            refusal.detail = rejected.detail
-            raise refusal from None
-        # RFC 9449 section 9: a proof without a current nonce of ours is answered with one to use.
-        if self.nonces is not None and not self.nonces.valid(checked.nonce):
-            raise TokenRejected("use_dpop_nonce")
-        # Last, so only a proof that passed everything else uses up its jti.
-        first = await asyncio.get_running_loop().run_in_executor(
-            self._inserts, self._replay.first_use, *self._checker.replay_key(checked))
-        if not first:
-            raise TokenRejected("dpop_replayed")
-        return checked

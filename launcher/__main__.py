@@ -1,4 +1,4 @@
-"""`python -m jwtgate run`: the whole gateway on 127.0.0.1 until Ctrl-C."""
+"""`python -m launcher run`: the whole gateway on 127.0.0.1 until Ctrl-C."""
 
 import argparse
 import os
@@ -7,11 +7,11 @@ import sys
 import time
 
 from jwtgate.settings import data_dir
-from jwtgate.stack import Stack, StackError
+from launcher.stack import Stack, StackError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m jwtgate")
+    parser = argparse.ArgumentParser(prog="python -m launcher")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start Nginx, the validator, the auth API and the backend")
     run.add_argument("--listen", default=os.environ.get("JWTGATE_LISTEN", "127.0.0.1:8080"),
