@@ -29,11 +29,13 @@ PRESETS = {
         "required_claims": ["exp", "iat", "sub", "iss", "aud", "jti"],
         "exact_audience": True,
     },
-    # Keycloak: header typ JWT; the payload's own `typ` is Bearer for access tokens (ID, Refresh otherwise);
-    # realm roles under realm_access.roles, client roles under resource_access.<client>.roles.
+    # Keycloak: header typ JWT, or at+jwt where a client asks for RFC 9068 headers; the payload's own `typ` is
+    # Bearer for access tokens, DPoP for DPoP-bound ones (Keycloak's "Securing applications with DPoP"; its
+    # resource-server check accepts both), ID or Refresh otherwise; realm roles under realm_access.roles,
+    # client roles under resource_access.<client>.roles.
     "keycloak": {
         "accepted_typ": ["jwt", "at+jwt"],
-        "claim_rules": {"typ": ["Bearer"]},
+        "claim_rules": {"typ": ["Bearer", "DPoP"]},
         "roles": ["realm_access.roles"],
         "scopes": ["scope"],
     },
@@ -50,8 +52,9 @@ PRESETS = {
         "roles": ["groups"],
         "scopes": ["scp"],
     },
-    # Microsoft Entra ID v2 access tokens: typ JWT, `scp` a space-separated string, app roles in `roles`,
-    # ver 2.0; `azp` tells an access token from an ID token (ID tokens carry none).
+    # Microsoft Entra ID v2 access tokens ("Access token claims reference"): typ always JWT (x5t only in v1.0
+    # tokens), aud the API's client ID, `scp` a space-separated string, app roles in `roles`, ver 2.0; `azp`
+    # (v2.0 only) tells an access token from an ID token ("ID token claims reference": none there).
     "entra": {
         "accepted_typ": ["jwt"],
         "required_claims": ["exp", "iat", "sub", "iss", "aud", "azp"],
