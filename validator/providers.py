@@ -39,14 +39,15 @@ PRESETS = {
         "roles": ["realm_access.roles"],
         "scopes": ["scope"],
     },
-    # Auth0: typ JWT (Auth0 token profile) or at+jwt (RFC 9068 profile); aud may be an array with the
-    # userinfo URL; RBAC permissions in `permissions`.
+    # Auth0 ("Access Token Profiles"): typ JWT (Auth0 profile) or at+jwt (RFC 9068 profile); aud may be an
+    # array with the userinfo URL; RBAC permissions in `permissions`.
     "auth0": {
         "accepted_typ": ["at+jwt", "jwt"],
         "roles": ["permissions"],
         "scopes": ["scope"],
     },
-    # Okta custom authorization servers: no header typ; scopes as the `scp` array; groups by a claim rule.
+    # Okta custom authorization servers ("OpenID Connect & OAuth 2.0 API"): a header of alg and kid only, no
+    # typ; scopes as the `scp` array; groups from a custom `groups` claim ("Create API access claims").
     "okta": {
         "accepted_typ": ["", "at+jwt", "jwt"],
         "roles": ["groups"],
@@ -62,8 +63,8 @@ PRESETS = {
         "roles": ["roles"],
         "scopes": ["scp"],
     },
-    # Amazon Cognito user pools: no aud in access tokens, the app client in `client_id`; token_use says
-    # access or id; groups in `cognito:groups`.
+    # Amazon Cognito user pools ("Understanding the access token"): a header of kid and alg only; no aud in
+    # access tokens, the app client in `client_id`; token_use says access or id; groups in `cognito:groups`.
     "cognito": {
         "accepted_typ": [""],
         "audience_claim": "client_id",
