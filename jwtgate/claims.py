@@ -230,13 +230,17 @@ def check_claims(claims, policy, now, share=_unshared, payload=None):
     # Identity keeps, so that cached verdicts hold one copy of each common value. `payload`, the
     # token's claims segment, becomes the Identity's `claims`: the Verifier passes it only when the
     # policy forwards them.
-    if len(claims) > _MAX_CLAIMS or not claims.keys() >= policy.required_claims:
+    if len(claims) > _MAX_CLAIMS:
         raise TokenRejected("invalid_claims")
+    # Before the required claims: an ID token lacks what an access token must carry (Cognito's client_id,
+    # Entra's azp), and its own type claim says why better than a missing claim would.
     for name in _TYPE_CLAIMS:
         if name in claims:
             value = claims[name]
             if not isinstance(value, str) or _NOT_ACCESS.fullmatch(value.strip()):
                 raise TokenRejected("wrong_type")
+    if not claims.keys() >= policy.required_claims:
+        raise TokenRejected("invalid_claims")
     exp = _numeric_date(claims, "exp")
     # A token without iat (where the provider allows that) counts as issued at 0: any user-wide
     # revocation cutoff then covers it, never the other way round.

@@ -29,29 +29,33 @@ PRESETS = {
         "required_claims": ["exp", "iat", "sub", "iss", "aud", "jti"],
         "exact_audience": True,
     },
-    # Keycloak: header typ JWT; the payload's own `typ` is Bearer for access tokens (ID, Refresh otherwise);
-    # realm roles under realm_access.roles, client roles under resource_access.<client>.roles.
+    # Keycloak: header typ JWT, or at+jwt where a client asks for RFC 9068 headers; the payload's own `typ` is
+    # Bearer for access tokens, DPoP for DPoP-bound ones (Keycloak's "Securing applications with DPoP"; its
+    # resource-server check accepts both), ID or Refresh otherwise; realm roles under realm_access.roles,
+    # client roles under resource_access.<client>.roles.
     "keycloak": {
         "accepted_typ": ["jwt", "at+jwt"],
-        "claim_rules": {"typ": ["Bearer"]},
+        "claim_rules": {"typ": ["Bearer", "DPoP"]},
         "roles": ["realm_access.roles"],
         "scopes": ["scope"],
     },
-    # Auth0: typ JWT (Auth0 token profile) or at+jwt (RFC 9068 profile); aud may be an array with the
-    # userinfo URL; RBAC permissions in `permissions`.
+    # Auth0 ("Access Token Profiles"): typ JWT (Auth0 profile) or at+jwt (RFC 9068 profile); aud may be an
+    # array with the userinfo URL; RBAC permissions in `permissions`.
     "auth0": {
         "accepted_typ": ["at+jwt", "jwt"],
         "roles": ["permissions"],
         "scopes": ["scope"],
     },
-    # Okta custom authorization servers: no header typ; scopes as the `scp` array; groups by a claim rule.
+    # Okta custom authorization servers ("OpenID Connect & OAuth 2.0 API"): a header of alg and kid only, no
+    # typ; scopes as the `scp` array; groups from a custom `groups` claim ("Create API access claims").
     "okta": {
         "accepted_typ": ["", "at+jwt", "jwt"],
         "roles": ["groups"],
         "scopes": ["scp"],
     },
-    # Microsoft Entra ID v2 access tokens: typ JWT, `scp` a space-separated string, app roles in `roles`,
-    # ver 2.0; `azp` tells an access token from an ID token (ID tokens carry none).
+    # Microsoft Entra ID v2 access tokens ("Access token claims reference"): typ always JWT (x5t only in v1.0
+    # tokens), aud the API's client ID, `scp` a space-separated string, app roles in `roles`, ver 2.0; `azp`
+    # (v2.0 only) tells an access token from an ID token ("ID token claims reference": none there).
     "entra": {
         "accepted_typ": ["jwt"],
         "required_claims": ["exp", "iat", "sub", "iss", "aud", "azp"],
@@ -59,8 +63,8 @@ PRESETS = {
         "roles": ["roles"],
         "scopes": ["scp"],
     },
-    # Amazon Cognito user pools: no aud in access tokens, the app client in `client_id`; token_use says
-    # access or id; groups in `cognito:groups`.
+    # Amazon Cognito user pools ("Understanding the access token"): a header of kid and alg only; no aud in
+    # access tokens, the app client in `client_id`; token_use says access or id; groups in `cognito:groups`.
     "cognito": {
         "accepted_typ": [""],
         "audience_claim": "client_id",

@@ -36,7 +36,7 @@ def test_presets_carry_each_vendors_token_shape():
     assert cognito.accepted_typ == ("",)
     keycloak, _ = _one({"preset": "keycloak", "issuer": "https://kc.example/realms/acme", "audiences": "api"})
     assert keycloak.roles == ("realm_access.roles",)
-    assert ("typ", ("Bearer",)) in keycloak.claim_rules
+    assert ("typ", ("Bearer", "DPoP")) in keycloak.claim_rules
     entra, _ = _one({"preset": "entra", "issuer": "https://login.microsoftonline.com/t/v2.0", "audiences": "api"})
     assert entra.scopes == ("scp",) and "azp" in entra.required_claims
 
