@@ -18,10 +18,8 @@ from tests.fakes import FakeClock
 from tests.minting import RsaSigner, b64, rs256, with_overrides
 from validator.app import create_app, make_policy
 from validator.config import Settings
-from validator.keys import JwksSource
+from jwtgate.keys import JwksSource
 from validator.providers import ProblemList, TrustedProviders, build
-
-pytestmark = pytest.mark.unit
 
 NOW = 1_800_000_000
 
