@@ -2,7 +2,7 @@
 
 import time
 
-from jwtgate.claims import Policy
+from jwtgate.claims import OWN_TOKEN_CLAIMS, Policy
 from jwtgate.credentials import bearer_token
 from jwtgate.keys import StaticKeys, keys_from_jwks
 from jwtgate.reasons import TokenRejected
@@ -20,8 +20,8 @@ class AccessTokenChecker:
         self._settings = settings
         self._keyring = keyring
         self._clock = clock
-        self._policy = Policy(issuer=settings.issuer, audience=settings.audience, accepted_typ=("at+jwt",),
-                              leeway_seconds=30)
+        self._policy = Policy(issuer=settings.issuer, audiences=(settings.audience,), exact_audience=True,
+                              required_claims=OWN_TOKEN_CLAIMS, accepted_typ=("at+jwt",), leeway_seconds=30)
 
     def identity(self, authorization):
         """The Identity of a valid token in the header value; raises TokenRejected otherwise."""
@@ -36,5 +36,5 @@ class AccessTokenChecker:
         else:
             keys, _ = keys_from_jwks(self._keyring.jwks())
         # Keys follow rotation, so a verifier (without a cache) is built per call: logout is rare.
-        verifier = Verifier(keys, VerdictCache(0, 0), self._policy, NoRevocations(), self._clock)
+        verifier = Verifier.single(keys, VerdictCache(0, 0), self._policy, NoRevocations(), self._clock)
         return verifier.verify(token)

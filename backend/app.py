@@ -99,7 +99,7 @@ def create_app(assertions=None):
     public, protected = Public(), Protected(assertions)
     app.add_route("/api/public", public)
     app.add_route("/api/public/", public)
-    for prefix in ("/api/protected", "/api/admin", "/api/orders", "/api/tenant"):
+    for prefix in ("/api/protected", "/api/admin", "/api/orders", "/api/tenant", "/api/staff"):
         app.add_route(prefix, protected)
         app.add_route(prefix + "/{rest:path}", protected)
     app.add_route("/healthz", Health())

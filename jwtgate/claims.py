@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 from jwtgate.reasons import TokenRejected
 
-_REQUIRED_CLAIMS = frozenset({"exp", "iat", "sub", "iss", "aud", "jti"})
 _VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
 # Role and scope values become comma-separated header values: no comma, space, CR or LF.
 _NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
@@ -28,8 +27,8 @@ _NOT_ACCESS = re.compile(r"(urn:ietf:params:oauth:token-type:)?(refresh|id|offli
 class Identity:
     """The verified facts about a token that /verify passes on, built small: the cache holds 100k of them."""
 
-    # sub, jti and sid in one string, separated by spaces, which none of them can hold (_VISIBLE):
-    # one string object instead of two or three keeps each cached verdict smaller.
+    # sub, jti and sid in one string, separated by spaces, which none of them can hold (_VISIBLE); an
+    # empty jti where the token has none. One string object instead of three keeps cached verdicts small.
     names: str
     roles: tuple
     scopes: tuple
@@ -41,8 +40,11 @@ class Identity:
     extra: tuple
     # VALIDATOR_FORWARD_CLAIMS: the token's payload segment, base64url JSON of exactly the claims verified.
     claims: str | None
+    # The name of the provider that issued the token (Policy.provider).
+    provider: str
 
-    def __init__(self, sub, roles, scopes, jti, iat, exp, sid=None, jkt=None, extra=(), claims=None):
+    def __init__(self, sub, roles, scopes, jti, iat, exp, sid=None, jkt=None, extra=(), claims=None, provider=""):
+        jti = jti or ""
         if " " in sub or " " in jti or (sid is not None and " " in sid):
             raise ValueError("sub, jti and sid must not hold spaces")
         setattr_ = object.__setattr__
@@ -54,6 +56,7 @@ class Identity:
         setattr_(self, "jkt", jkt)
         setattr_(self, "extra", extra)
         setattr_(self, "claims", claims)
+        setattr_(self, "provider", provider)
 
     @property
     def sub(self):
@@ -68,10 +71,12 @@ class Identity:
         return self.ids()[2]
 
     def ids(self):
-        """[sub, jti, sid], sid None when the token has none: what a revocation can name, in one split."""
+        """[sub, jti, sid], jti and sid None when the token has none: what a revocation can name, in one split."""
         names = self.names.split(" ")
         if len(names) == 2:
             names.append(None)
+        if not names[1]:
+            names[1] = None
         return names
 
     def values(self, claim):
@@ -88,21 +93,44 @@ class Identity:
         return ()
 
 
+# Our auth API's access tokens carry all of these; other providers' need fewer (validator.providers).
+OWN_TOKEN_CLAIMS = frozenset({"exp", "iat", "sub", "iss", "aud", "jti"})
+
+
 @dataclass(frozen=True)
 class Policy:
-    """What a token must satisfy besides its signature."""
+    """What a token of one provider must satisfy besides its signature."""
 
     issuer: str
-    audience: str
+    audiences: tuple
     accepted_typ: tuple
     leeway_seconds: int
+    # The claim naming the audience: `aud` (RFC 7519 4.1.3), or `client_id` for Cognito's access tokens.
+    audience_claim: str = "aud"
+    # The legacy rule: the claim is one string, never an array (RFC 9068 section 4 allows an array).
+    exact_audience: bool = False
+    required_claims: frozenset = frozenset({"exp", "iat", "sub", "iss"})
+    # ((claim path, (allowed value, ...)), ...): each claim must be present and hold one of its values.
+    claim_rules: tuple = ()
+    # Claim paths whose values become roles and scopes: arrays of names, or one space-separated string.
+    roles: tuple = ("roles",)
+    scopes: tuple = ("scope",)
     # Claims besides sub, roles and scope that become headers, so must be header-safe.
     extra_claims: tuple = ()
     # Whether the whole claim set goes to the backend too (Identity.claims).
     forward_claims: bool = False
+    # The provider's name, kept in each Identity so a location can restrict providers after the cache.
+    provider: str = ""
+    # The algorithms this provider's tokens may use (None: whatever its keys are bound to).
+    algorithms: frozenset | None = None
 
 def check_type(header, accepted):
-    """RFC 9068 section 2.1: `typ` is at+jwt; `application/` may prefix it (RFC 7515 section 4.1.9)."""
+    """RFC 9068 section 2.1: `typ` is at+jwt; `application/` may prefix it (RFC 7515 section 4.1.9).
+
+    "" in `accepted` admits a header without `typ`, as some providers' access tokens have.
+    """
+    if "typ" not in header and "" in accepted:
+        return
     typ = header.get("typ")
     if not isinstance(typ, str):
         raise TokenRejected("wrong_type")
@@ -127,49 +155,109 @@ def _names(value):
     for name in value:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise TokenRejected("invalid_claims")
-    return tuple(value)
+    return value
 
 
 def _unshared(value):
     return value
 
 
+_ABSENT = object()
+
+
+def claim_at(claims, path):
+    """The value at a claim path, or _ABSENT: the whole name first, so `https://ns.example/roles` or
+    `cognito:groups` is one claim, then dot-separated members of objects (`realm_access.roles`)."""
+    if path in claims:
+        return claims[path]
+    value = claims
+    for member in path.split("."):
+        if not isinstance(value, dict) or member not in value:
+            return _ABSENT
+        value = value[member]
+    return value
+
+
+def _collect(claims, paths, separated):
+    """The names at every path, in order: arrays of names, or (where `separated`) one space-delimited
+    string (RFC 8693 section 4.2 `scope`; Entra's `scp`)."""
+    found = []
+    for path in paths:
+        value = claim_at(claims, path)
+        if value is _ABSENT:
+            continue
+        if path == "scope" and not isinstance(value, str):
+            # RFC 8693 section 4.2 (and RFC 9068 2.2.3): `scope` is one string; arrays go by other names.
+            raise TokenRejected("invalid_claims")
+        if isinstance(value, str) and separated:
+            value = value.split(" ") if value else []
+        found.extend(_names(value))
+    if len(found) > _MAX_NAMES:
+        raise TokenRejected("invalid_claims")
+    return tuple(found)
+
+
+def _audience_matches(value, policy):
+    """RFC 7519 4.1.3 / RFC 9068 section 4: one string, or an array of strings, holding one of ours."""
+    if isinstance(value, str):
+        return value in policy.audiences
+    if policy.exact_audience or not isinstance(value, list) or not 0 < len(value) <= _MAX_NAMES:
+        return False
+    if not all(isinstance(item, str) for item in value):
+        return False
+    return any(item in policy.audiences for item in value)
+
+
+def _rule_holds(value, allowed):
+    # A rule names strings; an integer claim (Okta's `ver: 1`) compares as its decimal text.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    return str(value) in allowed
+
+
+def _visible(claims, name, required):
+    if name not in claims and not required:
+        return None
+    value = claims.get(name)
+    if not (isinstance(value, str) and _VISIBLE.fullmatch(value)):
+        raise TokenRejected("invalid_claims")
+    return value
+
+
 def check_claims(claims, policy, now, share=_unshared, payload=None):
     """Check required claims, their types and the time window; return the Identity."""
     # `share` (VerdictCache.share) gives the copy of a role list, scope list, iat or exp that the
-    # Identity keeps, so that 100k cached verdicts hold one copy of each common value. `payload`, the
+    # Identity keeps, so that cached verdicts hold one copy of each common value. `payload`, the
     # token's claims segment, becomes the Identity's `claims`: the Verifier passes it only when the
     # policy forwards them.
-    if len(claims) > _MAX_CLAIMS or not claims.keys() >= _REQUIRED_CLAIMS:
+    if len(claims) > _MAX_CLAIMS:
         raise TokenRejected("invalid_claims")
+    # Before the required claims: an ID token lacks what an access token must carry (Cognito's client_id,
+    # Entra's azp), and its own type claim says why better than a missing claim would.
     for name in _TYPE_CLAIMS:
         if name in claims:
             value = claims[name]
             if not isinstance(value, str) or _NOT_ACCESS.fullmatch(value.strip()):
                 raise TokenRejected("wrong_type")
+    if not claims.keys() >= policy.required_claims:
+        raise TokenRejected("invalid_claims")
     exp = _numeric_date(claims, "exp")
-    iat = _numeric_date(claims, "iat")
+    # A token without iat (where the provider allows that) counts as issued at 0: any user-wide
+    # revocation cutoff then covers it, never the other way round.
+    iat = _numeric_date(claims, "iat") if "iat" in claims else 0
     nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
-    sub, jti, iss, aud = claims["sub"], claims["jti"], claims["iss"], claims["aud"]
-    if not (isinstance(sub, str) and _VISIBLE.fullmatch(sub)):
-        raise TokenRejected("invalid_claims")
-    if not (isinstance(jti, str) and _VISIBLE.fullmatch(jti)):
-        raise TokenRejected("invalid_claims")
-    sid = claims.get("sid")
-    if sid is not None and not (isinstance(sid, str) and _VISIBLE.fullmatch(sid)):
-        raise TokenRejected("invalid_claims")
-    scope = claims.get("scope", "")
-    if not isinstance(scope, str):
-        raise TokenRejected("invalid_claims")
-    roles = _names(claims.get("roles", []))
-    # RFC 8693 section 4.2: scope is one string of space-delimited names.
-    scopes = _names(scope.split(" ") if scope else [])
-    if iss != policy.issuer:
+    sub = _visible(claims, "sub", True)
+    jti = _visible(claims, "jti", False)
+    sid = _visible(claims, "sid", False)
+    roles = _collect(claims, policy.roles, separated=False)
+    scopes = _collect(claims, policy.scopes, separated=True)
+    if claims.get("iss") != policy.issuer:
         raise TokenRejected("wrong_issuer")
-    # One audience, as our issuer writes it: a token minted for several
-    # audiences could be replayed against each of them.
-    if aud != policy.audience:
+    if not _audience_matches(claims.get(policy.audience_claim), policy):
         raise TokenRejected("wrong_audience")
+    for path, allowed in policy.claim_rules:
+        if not _rule_holds(claim_at(claims, path), allowed):
+            raise TokenRejected("invalid_claims")
     leeway = policy.leeway_seconds
     if now >= exp + leeway:
         raise TokenRejected("expired")
@@ -177,9 +265,10 @@ def check_claims(claims, policy, now, share=_unshared, payload=None):
         raise TokenRejected("not_yet_valid")
     if exp <= iat:
         raise TokenRejected("invalid_claims")
-    extra = tuple((name, _header_values(claims[name])) for name in policy.extra_claims if name in claims)
+    extra = tuple((name, _header_values(value)) for name in policy.extra_claims
+                  if (value := claim_at(claims, name)) is not _ABSENT)
     return Identity(sub=sub, roles=share(roles), scopes=share(scopes), jti=jti, iat=share(iat), exp=share(exp),
-                    sid=sid, jkt=_confirmation(claims), extra=extra, claims=payload)
+                    sid=sid, jkt=_confirmation(claims), extra=extra, claims=payload, provider=policy.provider)
 
 
 def _confirmation(claims):

@@ -16,7 +16,11 @@ from jwtgate.reasons import TokenRejected
 
 # Header members we understand. Anything else, notably jwk, jku, x5u, x5c
 # (key material chosen by the sender), crit, b64, enc and zip, is refused.
-_ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
+# x5t and x5t#S256 (RFC 7515 sections 4.1.7-4.1.8: certificate thumbprints, which Entra ID and
+# others send beside `kid`) are information only: never used to pick a key, only checked for shape.
+_ALLOWED_HEADER = frozenset({"alg", "typ", "kid", "x5t", "x5t#S256"})
+# base64url of a SHA-1 (20 bytes) and of a SHA-256 (32 bytes) digest.
+_THUMBPRINTS = {"x5t": re.compile(r"[A-Za-z0-9_-]{27}"), "x5t#S256": re.compile(r"[A-Za-z0-9_-]{43}")}
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # RFC 4648 section 3.5: a canonical encoding's last character has its unused low bits zero. By the
 # segment's length mod 4: every character, none (impossible length), 4 of 64, 16 of 64.
@@ -150,10 +154,13 @@ def _check_header(header):
     kid = header.get("kid", "")
     if not isinstance(kid, str) or (kid and not _KID.fullmatch(kid)):
         raise TokenRejected("unsupported_header")
+    for member, shape in _THUMBPRINTS.items():
+        if member in header and not (isinstance(header[member], str) and shape.fullmatch(header[member])):
+            raise TokenRejected("unsupported_header")
 
 
 def signature_verifies(jws, signature, key):
-    """True when `signature` (decoded) signs the compact JWS `jws` under the python-jose key object `key`.
+    """True when `signature` (decoded) signs the compact JWS `jws` under `key` (python-jose's or ours).
 
     The key object's own verify(), as python-jose documents it: jws.verify() would parse the
     token a second time, laxer than our parse did (about a quarter of an RS256 check).

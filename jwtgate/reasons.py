@@ -41,8 +41,9 @@ class TokenRejected(Exception):
 
 
 class UnknownKey(TokenRejected):
-    """The token names a `kid` we do not hold; a JWKS refetch may help."""
+    """The token names a `kid` its provider's key set lacks; refetching that set may help."""
 
-    def __init__(self, kid):
+    def __init__(self, kid, keys=None):
         super().__init__("unknown_key")
         self.kid = kid
+        self.keys = keys

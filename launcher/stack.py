@@ -170,9 +170,17 @@ class Stack:
         # Plain http here: browsers keep a `Secure` cookie from http://127.0.0.1 or localhost only, so a
         # JWTGATE_LISTEN on any other address would lose the login cookies.
         env.setdefault("AUTH_COOKIE_SECURE", "0")
+        # The auth API writes its revocations here; the validator polls them (validator/revocation.py).
+        env.setdefault("VALIDATOR_REVOCATION_DB", str(self.data_dir / "revocations.db"))
         # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
         env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
         env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)
+        if "VALIDATOR_PROVIDERS_FILE" in env:
+            return env
+        # Our auth API as the one provider, named so a location can accept its tokens alone
+        # (/api/staff/), its tokens in RFC 9068 shape with a jti in each (validator/providers.py PRESETS).
+        env.setdefault("VALIDATOR_PROVIDER_NAME", "jwtgate")
+        env.setdefault("VALIDATOR_PROVIDER_PRESET", "jwtgate")
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
             env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
             env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))

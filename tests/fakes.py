@@ -2,6 +2,8 @@
 
 import json
 
+from jwtgate.fetch import Response
+
 
 class FakeClock:
     """A settable clock: call it for the time, tick() to move it."""
@@ -28,4 +30,4 @@ class FakeJwksServer:
         self.fetches += 1
         if self.fail:
             raise OSError("connection refused")
-        return 200, json.dumps(self.document).encode()
+        return Response(200, {}, json.dumps(self.document).encode())

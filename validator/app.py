@@ -1,6 +1,7 @@
 """The validator's ASGI application factory."""
 
 import asyncio
+import functools
 import logging.config
 import os
 import time
@@ -11,9 +12,10 @@ import falcon.asgi
 from jwtgate.files import load_or_create_secret
 from jwtgate.logs import logconfig_dict
 from jwtgate.verdicts import VerdictCache
-from validator.config import Settings
+from validator.config import Settings, trusted_providers
 from validator import metrics
 from jwtgate.keys import JwksSource, StaticKeys
+from validator.providers import TrustedProviders
 from jwtgate.revocation import NoRevocations, SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
 from jwtgate.credentials import challenge
@@ -51,17 +53,53 @@ class _Background:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def make_keys(settings):
-    """The key source the settings ask for: a JWKS URL or one HS256 secret, never both."""
-    if settings.hs256_secret is not None:
+def make_keys(settings, provider):
+    """The key source of one provider: one HS256 secret (the environment's provider only), its JWKS URL,
+    or the jwks_uri its issuer's metadata names (OpenID Connect Discovery, else RFC 8414)."""
+    if settings.hs256_secret is not None and not settings.providers:
         return StaticKeys(settings.hs256_secret, settings.hs256_kid)
+    fetch = functools.partial(metrics.jwks_fetch, ca_file=provider.ca_file, allow_http=provider.allow_http)
+    source = {"url": provider.jwks_uri} if provider.jwks_uri else {"issuer": provider.issuer,
+                                                                     "discovery": provider.discovery_kind}
     return JwksSource(
-        settings.jwks_url,
-        unix_socket=settings.jwks_socket,
+        **source,
+        unix_socket=provider.socket,
         timeout=settings.jwks_timeout_seconds,
         min_interval=settings.jwks_min_refresh_seconds,
-        fetch=metrics.jwks_fetch,
+        refresh_bounds=(settings.jwks_min_refresh_seconds, settings.jwks_refresh_seconds),
+        max_staleness=settings.jwks_max_staleness_seconds or None,
+        allow_http=provider.allow_http,
+        fetch=fetch,
     )
+
+
+def make_policy(settings, provider):
+    """What a token of `provider` must satisfy besides its signature."""
+    return Policy(
+        issuer=provider.issuer,
+        audiences=provider.audiences,
+        accepted_typ=provider.accepted_typ,
+        leeway_seconds=settings.leeway_seconds,
+        audience_claim=provider.audience_claim,
+        exact_audience=provider.exact_audience,
+        required_claims=frozenset(provider.required_claims),
+        claim_rules=provider.claim_rules,
+        roles=provider.roles,
+        scopes=provider.scopes,
+        extra_claims=tuple(claim for claim, _ in settings.claim_headers if claim not in ("sub", "roles", "scope")),
+        forward_claims=settings.forward_claims,
+        provider=provider.name,
+        algorithms=provider.algorithms,
+    )
+
+
+def make_providers(settings, keys=None):
+    """Every provider with its policy and keys; `keys` (tests) replaces the key source of a single provider."""
+    providers = trusted_providers(settings, keys_given=keys is not None)
+    if keys is not None and len(providers) != 1:
+        raise ValueError("keys= serves one provider only")
+    return TrustedProviders((provider.name, make_policy(settings, provider),
+                             keys if keys is not None else make_keys(settings, provider)) for provider in providers)
 
 
 def make_revocations(settings):
@@ -118,35 +156,29 @@ def make_nonces(settings, clock=time.time):
     return Nonces(secret, settings.dpop_nonce_seconds, clock)
 
 
-def create_app(settings, *, keys, revocations=None, assertions=None, replay=None, clock=time.time):
-    """Build the app from settings and collaborators (tests pass their own keys, revocations and clock)."""
+def create_app(settings, *, keys=None, providers=None, revocations=None, assertions=None, replay=None,
+               clock=time.time):
+    """Build the app from settings and collaborators (tests pass their own keys or providers, revocations and clock)."""
     revocations = NoRevocations() if revocations is None else revocations
-    policy = Policy(
-        issuer=settings.issuer,
-        audience=settings.audience,
-        accepted_typ=settings.accepted_typ,
-        leeway_seconds=settings.leeway_seconds,
-        extra_claims=tuple(claim for claim, _ in settings.claim_headers if claim not in ("sub", "roles", "scope")),
-        forward_claims=settings.forward_claims,
-    )
+    trusted = providers if providers is not None else make_providers(settings, keys)
     stats = metrics.VerifyStats()
     verdicts = VerdictCache(settings.cache_size, settings.cache_max_ttl_seconds, timer=clock)
-    # A verdict holds only while the key that verified it does: a key that leaves the set takes them all.
-    keys.on_retire(verdicts.clear)
+    # A verdict holds only while the key that verified it does: a key that leaves a set takes them all.
+    trusted.on_retire(verdicts.clear)
     cache = metrics.CountedCache(verdicts, stats)
-    verifier = Verifier(keys, cache, policy, revocations, clock)
-    app = falcon.asgi.App(middleware=[_Background(keys, revocations, settings.jwks_refresh_seconds)])
-    app.add_route("/verify", Verify(verifier, keys, stats, realm=settings.realm,
+    verifier = Verifier(trusted.issuers, cache, revocations, clock)
+    app = falcon.asgi.App(middleware=[_Background(trusted, revocations, settings.jwks_refresh_seconds)])
+    app.add_route("/verify", Verify(verifier, stats, realm=settings.realm,
                                     max_token_bytes=settings.max_token_bytes, claim_headers=settings.claim_headers,
                                     allowed_origins=settings.allowed_origins,
                                     verdict_max_age=settings.verdict_max_age_seconds, assertions=assertions,
                                     dpop=make_dpop(settings, replay, clock), clock=clock))
     if assertions is not None:
         app.add_route("/assertion-jwks.json", AssertionKeys(assertions))
-    app.add_route("/healthz", Health(keys))
-    app.add_route("/readyz", Ready(keys, revocations))
+    app.add_route("/healthz", Health(trusted))
+    app.add_route("/readyz", Ready(trusted, revocations))
     app.add_route("/metrics", metrics.Metrics(stats))
-    app.add_middleware(metrics.VerifyMetrics(cache, keys, stats))
+    app.add_middleware(metrics.VerifyMetrics(cache, trusted, stats))
     denial = challenge(settings.realm, "internal_error")
 
     async def fail_closed(req, resp, error, params):
@@ -163,8 +195,10 @@ def get_app():
     """Entry point for gunicorn: settings from the environment."""
     settings = Settings.from_env(os.environ)
     logging.config.dictConfig(logconfig_dict("validator", settings.log_level))
+    if settings.revocation_db is None:
+        log.warning("VALIDATOR_REVOCATION_DB is not set: revocation is off, a revoked or logged-out token"
+                    " passes until its exp")
     if not settings.public_origins:
         log.warning("VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
                     " 4.3: a proof's htu must name the gateway's public origin)")
-    return create_app(settings, keys=make_keys(settings), revocations=make_revocations(settings),
-                      assertions=make_assertions(settings))
+    return create_app(settings, revocations=make_revocations(settings), assertions=make_assertions(settings))

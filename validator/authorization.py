@@ -51,6 +51,18 @@ def parse(scopes, roles, claims):
     return Requirements(scopes=_names(scopes or ""), roles=_names(roles or ""), claims=tuple(pairs))
 
 
+_PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+@functools.lru_cache(maxsize=64)
+def providers(value):
+    """The provider names a location accepts (`set $jwtgate_providers "a b"`), empty for any."""
+    names = frozenset((value or "").split())
+    if len(names) > _MAX_ITEMS or not all(_PROVIDER.fullmatch(name) for name in names):
+        raise InvalidRequirement("providers")
+    return names
+
+
 def unmet(identity, requirements):
     """True when the identity lacks a required scope, every listed role, or a required claim value."""
     if requirements.scopes and not set(requirements.scopes) <= set(identity.scopes):

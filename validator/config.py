@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import os
 
 from jwtgate.dpop import MIN_NONCE_SECONDS
-from jwtgate.settings import EnvReader, data_dir
+from jwtgate.settings import ConfigError, EnvReader, data_dir
+from validator.providers import PRESETS, ProblemList, build, load_file
 
 _MAPPING = re.compile(r"([A-Za-z0-9_]{1,64}):(X-[A-Za-z0-9-]{1,64})")
 # VALIDATOR_FORWARD_CLAIMS: the whole verified claim set, base64url JSON, for the backend.
@@ -21,13 +22,25 @@ _MIN_HS256_SECRET_BYTES = 32
 class Settings:
     """Everything the validator needs; tests build it directly."""
 
+    # The one provider of the simple case: VALIDATOR_ISSUER, VALIDATOR_AUDIENCE (space-separated),
+    # keys from VALIDATOR_JWKS_URL, VALIDATOR_HS256_SECRET or discovery on the issuer.
     issuer: str = "jwtgate"
     audience: str = "jwtgate-api"
+    provider_name: str = "default"
+    provider_preset: str = "generic"
+    ca_file: str | None = None
+    # Plain http:// to a host other than loopback (a JWKS inside a Compose or Kubernetes network).
+    allow_http: bool = False
+    # The metadata discovery reads: openid (OpenID Connect Discovery) or oauth (RFC 8414).
+    discovery: str = "openid"
+    # Several providers, from VALIDATOR_PROVIDERS_FILE; when set, the fields above are not used.
+    providers: tuple = ()
     jwks_url: str | None = None
     jwks_socket: str | None = None
     hs256_secret: bytes | None = field(default=None, repr=False)
     hs256_kid: str = ""
-    accepted_typ: tuple = ("at+jwt",)
+    # None: the preset's.
+    accepted_typ: tuple | None = None
     leeway_seconds: int = 30
     cache_size: int = 100_000
     cache_max_ttl_seconds: int = 300
@@ -36,6 +49,8 @@ class Settings:
     jwks_min_refresh_seconds: int = 5
     jwks_timeout_seconds: int = 2
     jwks_refresh_seconds: int = 60
+    # How long a provider's last good key set is used while its JWKS cannot be fetched (0: for ever).
+    jwks_max_staleness_seconds: int = 86_400
     revocation_db: str | None = None
     revocation_poll_ms: int = 200
     revocation_max_staleness_seconds: int = 30
@@ -67,11 +82,19 @@ class Settings:
         secret = env.secret("HS256_SECRET", min_bytes=_MIN_HS256_SECRET_BYTES)
         if jwks_url and secret is not None:
             env.problem("HS256_SECRET", "set either it or VALIDATOR_JWKS_URL, never both (no mixed key sets)")
-        elif not jwks_url and secret is None:
-            env.problem("JWKS_URL", "is required (or VALIDATOR_HS256_SECRET for a shared-secret setup)")
-        if jwks_url and not jwks_url.startswith(("http://", "https://")):
-            env.problem("JWKS_URL", "must be an http:// or https:// URL")
-        revocation_db = env.text("REVOCATION_DB", os.path.join(data_dir(environ), "revocations.db"))
+        providers_file = env.text("PROVIDERS_FILE", "")
+        providers = ()
+        if providers_file:
+            for key in ("ISSUER", "AUDIENCE", "JWKS_URL", "HS256_SECRET", "PROVIDER_NAME", "PROVIDER_PRESET",
+                        "ACCEPTED_TYP", "CA_FILE", "ALLOW_HTTP", "DISCOVERY", "JWKS_SOCKET"):
+                if env.name(key) in environ:
+                    env.problem(key, "set the provider in VALIDATOR_PROVIDERS_FILE instead (not both)")
+            problems = ProblemList(env.name("PROVIDERS_FILE"))
+            providers = load_file(providers_file, problems)
+            env.problems.extend(problems.items)
+        # No default feed: a validator beside someone else's provider has none, and one that waited for a
+        # file nobody writes would refuse every token as revocation_unavailable.
+        revocation_db = env.text("REVOCATION_DB", "")
         realm = env.text("REALM", "jwtgate")
         if not _QUOTABLE.fullmatch(realm):
             env.problem("REALM", "must be 1-64 printable ASCII characters without quotes or backslashes")
@@ -91,12 +114,20 @@ class Settings:
         for origin in allowed_origins:
             if not _ORIGIN.fullmatch(origin):
                 env.problem("ALLOWED_ORIGINS", f"{origin[:60]!r} is not scheme://host[:port]")
-        accepted_typ = tuple(env.text("ACCEPTED_TYP", "at+jwt").lower().split())
-        if not accepted_typ:
-            env.problem("ACCEPTED_TYP", "must name at least one token type, e.g. at+jwt")
+        accepted_typ = env.text("ACCEPTED_TYP", None)
+        if accepted_typ is not None:
+            accepted_typ = tuple(accepted_typ.lower().split())
+            if not accepted_typ:
+                env.problem("ACCEPTED_TYP", "must name at least one token type, e.g. at+jwt")
         settings = cls(
             issuer=env.text("ISSUER", "jwtgate"),
             audience=env.text("AUDIENCE", "jwtgate-api"),
+            provider_name=env.text("PROVIDER_NAME", "default", max_length=32),
+            provider_preset=env.text("PROVIDER_PRESET", "generic", choices=set(PRESETS)),
+            ca_file=env.text("CA_FILE", None) or None,
+            allow_http=env.flag("ALLOW_HTTP", False),
+            discovery=env.text("DISCOVERY", "openid", choices={"openid", "oauth"}),
+            providers=providers,
             jwks_url=jwks_url,
             jwks_socket=env.text("JWKS_SOCKET", None) or None,
             hs256_secret=secret,
@@ -111,7 +142,9 @@ class Settings:
             jwks_min_refresh_seconds=env.integer("JWKS_MIN_REFRESH_SECONDS", 5, minimum=1, maximum=3600),
             jwks_timeout_seconds=env.integer("JWKS_TIMEOUT_SECONDS", 2, minimum=1, maximum=30),
             jwks_refresh_seconds=env.integer("JWKS_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
-            revocation_db=None if revocation_db.lower() == "none" else revocation_db,
+            jwks_max_staleness_seconds=env.integer("JWKS_MAX_STALENESS_SECONDS", 86_400, minimum=0,
+                                                   maximum=30 * 86_400),
+            revocation_db=None if revocation_db.lower() in ("", "none") else revocation_db,
             revocation_poll_ms=env.integer("REVOCATION_POLL_MS", 200, minimum=20, maximum=5000),
             revocation_max_staleness_seconds=env.integer("REVOCATION_MAX_STALENESS_SECONDS", 30, minimum=1,
                                                          maximum=3600),
@@ -130,5 +163,49 @@ class Settings:
             dpop_nonce_secret=env.secret("DPOP_NONCE_SECRET", min_bytes=_MIN_HS256_SECRET_BYTES),
             dpop_nonce_key_file=os.path.join(data_dir(environ), "dpop-nonce.key"),
         )
+        if not providers_file:
+            problems = ProblemList(env.name("ISSUER"), _SINGLE_FIELDS)
+            single_provider(settings, problems)
+            env.problems.extend(item for item in problems.items if item not in env.problems)
         env.finish()
         return settings
+
+
+# The setting behind each field of the one provider built from the environment, for start-up messages.
+_SINGLE_FIELDS = {
+    "issuer": "VALIDATOR_ISSUER", "audiences": "VALIDATOR_AUDIENCE", "jwks_uri": "VALIDATOR_JWKS_URL",
+    "accepted_typ": "VALIDATOR_ACCEPTED_TYP", "preset": "VALIDATOR_PROVIDER_PRESET", "ca_file": "VALIDATOR_CA_FILE",
+    "allow_http": "VALIDATOR_ALLOW_HTTP", "metadata": "VALIDATOR_DISCOVERY", "socket": "VALIDATOR_JWKS_SOCKET",
+}
+
+
+def single_provider(settings, problems, keys_given=False):
+    """The provider VALIDATOR_* variables describe, or None with its problems recorded.
+
+    `keys_given`: the caller holds the keys (a shared secret, or a test's), so nothing is fetched.
+    """
+    own_keys = keys_given or settings.hs256_secret is not None
+    entry = {"preset": settings.provider_preset, "issuer": settings.issuer, "audiences": settings.audience.split()}
+    if settings.jwks_url and not own_keys:
+        entry["jwks_uri"] = settings.jwks_url
+    if settings.accepted_typ is not None:
+        entry["accepted_typ"] = list(settings.accepted_typ)
+    if settings.ca_file:
+        entry["ca_file"] = settings.ca_file
+    if settings.allow_http:
+        entry["allow_http"] = True
+    if settings.jwks_socket:
+        entry["socket"] = settings.jwks_socket
+    entry["metadata"] = settings.discovery
+    return build(settings.provider_name, entry, problems, own_keys=own_keys)
+
+
+def trusted_providers(settings, keys_given=False):
+    """Every provider the settings name: the providers file's, or the one of VALIDATOR_* variables."""
+    if settings.providers:
+        return settings.providers
+    problems = ProblemList("VALIDATOR_ISSUER", _SINGLE_FIELDS)
+    provider = single_provider(settings, problems, keys_given)
+    if provider is None:
+        raise ConfigError(problems.items)
+    return (provider,)

@@ -16,7 +16,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from jwtgate.loopback import http_get
+from jwtgate import fetch as fetching
 from jwtgate.metrics import exposition
 from jwtgate.reasons import REASONS
 
@@ -37,7 +37,7 @@ JWKS_AGE = Gauge("validator_jwks_age_seconds",
                  "Seconds since a worker last loaded the JWKS; the oldest live worker's.",
                  multiprocess_mode="livemax")
 JWKS_FETCH_FAILURES = Counter("validator_jwks_fetch_failures_total",
-                              "JWKS fetches that failed (unreachable, not 200, not a key set).")
+                              "Key-set and discovery fetches that failed (unreachable, not 200, neither document).")
 JWKS_KEYS = Gauge("validator_jwks_keys", "Verification keys held; the fewest of any live worker.",
                   multiprocess_mode="livemin")
 
@@ -116,33 +116,40 @@ class CountedCache:
         return len(self._cache)
 
 
-def _is_key_set(body):
+def _document_kind(body):
+    """"keys" for a key set, "metadata" for discovery metadata naming a jwks_uri, else None."""
     try:
         document = json.loads(body)
     except ValueError:
-        return False
-    return isinstance(document, dict) and isinstance(document.get("keys"), list)
+        return None
+    if not isinstance(document, dict):
+        return None
+    if isinstance(document.get("keys"), list):
+        return "keys"
+    return "metadata" if isinstance(document.get("jwks_uri"), str) else None
 
 
 class JwksFetchObserver:
-    """Wraps JwksSource's fetch: counts failed fetches and remembers when a key set last arrived."""
+    """Wraps every provider's fetch (discovery and JWKS): counts failed fetches and remembers when a key
+    set last arrived. `options` (a provider's CA bundle, whether plain http is allowed) go to the fetch."""
 
-    def __init__(self, fetch=http_get, clock=time.monotonic):
+    def __init__(self, fetch=fetching.get, clock=time.monotonic):
         self._fetch = fetch
         self._clock = clock
         self.loaded_at = None
 
-    def __call__(self, url, *, unix_socket=None, timeout=None):
+    def __call__(self, url, *, unix_socket=None, timeout=None, **options):
         try:
-            status, body = self._fetch(url, unix_socket=unix_socket, timeout=timeout)
+            response = self._fetch(url, unix_socket=unix_socket, timeout=timeout, **options)
         except Exception:
             JWKS_FETCH_FAILURES.inc()
             raise
-        if status == 200 and _is_key_set(body):
+        kind = _document_kind(response.body) if response.status == 200 else None
+        if kind == "keys":
             self.loaded_at = self._clock()
-        else:
+        elif kind is None:
             JWKS_FETCH_FAILURES.inc()
-        return status, body
+        return response
 
     def age(self):
         """Seconds since the last good fetch, or None before the first."""

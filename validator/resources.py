@@ -30,6 +30,10 @@ def micro_cache_control(exp, now, max_age):
     return f"max-age={seconds}" if seconds > 0 else "no-store"
 
 
+def _providers(req):
+    return authorization.providers(req.get_header("X-Jwtgate-Providers"))
+
+
 def _requirements(req):
     return authorization.parse(
         req.get_header("X-Jwtgate-Require-Scopes"),
@@ -41,10 +45,9 @@ def _requirements(req):
 class Verify:
     """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
 
-    def __init__(self, verifier, keys, stats, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
+    def __init__(self, verifier, stats, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
                  verdict_max_age=0, assertions=None, dpop=None, clock=time.time, timer=time.perf_counter):
         self._verifier = verifier
-        self._keys = keys
         # validator.metrics.VerifyStats: every answer's result and latency.
         self._stats = stats
         self._realm = realm
@@ -74,10 +77,14 @@ class Verify:
             try:
                 identity = self._verifier.verify(token)
             except UnknownKey as unknown:
-                if not unknown.kid:
+                if not unknown.kid or unknown.keys is None:
                     raise
-                await self._keys.refresh()
+                # Only the token's own provider is asked again (rate-limited, one fetch at a time).
+                await unknown.keys.refresh()
                 identity = self._verifier.verify(token)
+            if (providers := _providers(req)) and identity.provider not in providers:
+                # The location accepts other providers only (`set $jwtgate_providers`): as unknown as any issuer.
+                raise TokenRejected("wrong_issuer")
             # The verdict may come from the cache; the proof is checked on every request.
             await self._check_binding(req, token, source, identity)
             requirements = _requirements(req)
@@ -206,19 +213,24 @@ class Health:
 
 
 class Ready:
-    """GET /readyz: 200 when this worker could allow a request (it holds a key and a fresh revocation
-    set), else 503 naming what is missing. For readiness probes: a worker that is alive but not
-    ready refuses every token (401), which a load balancer should not send users to."""
+    """GET /readyz: 200 when this worker could allow a request (a provider holds a key, the revocation set
+    is fresh), else 503 naming what is missing. For readiness probes: a worker that is alive but not
+    ready refuses every token (401), which a load balancer should not send users to.
 
-    def __init__(self, keys, revocations):
-        self._keys = keys
+    A provider without keys is named (`providers_without_keys`) but keeps the worker ready while another
+    has keys: taking the worker away would refuse the other providers' tokens too.
+    """
+
+    def __init__(self, providers, revocations):
+        self._providers = providers
         self._revocations = revocations
 
     async def on_get(self, req, resp):
         problems = []
-        if not len(self._keys):
+        if not len(self._providers):
             problems.append("no_keys")
         if self._revocations.stale():
             problems.append("revocations_stale")
         resp.status = falcon.HTTP_503 if problems else falcon.HTTP_200
-        resp.media = {"status": "not_ready" if problems else "ready", "keys": len(self._keys), "problems": problems}
+        resp.media = {"status": "not_ready" if problems else "ready", "keys": len(self._providers),
+                      "problems": problems, "providers_without_keys": self._providers.without_keys()}

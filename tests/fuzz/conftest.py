@@ -36,7 +36,7 @@ class Validator:
     def __init__(self, settings=None):
         self.signer = RsaSigner(kid="fuzz-key")
         self.clock = FakeClock()
-        self.settings = settings or Settings(jwks_url=JWKS_URL)
+        self.settings = settings or Settings(jwks_url=JWKS_URL, provider_preset="jwtgate")
         keys = JwksSource(JWKS_URL, fetch=FakeJwksServer(self.signer), clock=self.clock, min_interval=5)
         asyncio.run(keys.refresh())
         self.client = falcon.testing.TestClient(create_app(self.settings, keys=keys, clock=self.clock))

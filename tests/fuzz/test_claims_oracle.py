@@ -121,7 +121,8 @@ def claim_sets(draw):
 
 @pytest.fixture(scope="module", params=[30, 0], ids=["leeway-30", "leeway-0"])
 def judged(request):
-    return Validator(Settings(jwks_url=JWKS_URL, leeway_seconds=request.param)), request.param
+    return Validator(Settings(jwks_url=JWKS_URL, provider_preset="jwtgate",
+                              leeway_seconds=request.param)), request.param
 
 
 @given(claim_set=claim_sets())

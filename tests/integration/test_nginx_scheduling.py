@@ -58,6 +58,6 @@ def test_a_system_that_refuses_the_policy_still_starts_nginx_and_says_so(tmp_pat
 
 @pytest.mark.parametrize("value", ["fifo", "BATCH", "1"])
 def test_an_unknown_policy_stops_start_up(tmp_path, value):
-    stack = Stack(tmp_path, environ={"JWTGATE_NGINX_SCHED_POLICY": value, "VALIDATOR_JWKS_URL": "http://x/j"})
+    stack = Stack(tmp_path, environ={"JWTGATE_NGINX_SCHED_POLICY": value, "VALIDATOR_JWKS_URL": "http://127.0.0.1/j"})
     with pytest.raises(StackError, match="JWTGATE_NGINX_SCHED_POLICY: must be one of batch, other"):
         stack.check_settings()

@@ -15,6 +15,7 @@ from auth_api.keys import KeyRing
 from auth_api.limits import LockoutPolicy, LoginThrottle, MemoryFailureCounters
 from auth_api.shared_limits import RedisFailureCounters
 from auth_api.store import UserStore
+from jwtgate.fetch import Response
 from jwtgate.redis_revocation import RedisRevocationStore, client_from_url
 from jwtgate.replay import RedisReplayCache
 from jwtgate.revocation import Revocation, SqliteRevocationStore
@@ -213,10 +214,11 @@ def test_a_dpop_replay_key_is_forgotten_when_its_window_ends(redis_url):
 def test_a_bound_token_is_refused_while_the_replay_redis_is_down(signer_jwks):
     signer, document = signer_jwks
     key, clock = DpopKey.generate("ES256"), FakeClock(time.time())
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, document), clock=clock)
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, document), clock=clock)
     asyncio.run(keys.refresh())
     down = RedisReplayCache(f"redis://127.0.0.1:{free_port()}/0")
-    app = create_app(Settings(jwks_url="http://auth/jwks", public_origins=frozenset({"https://api.example"})),
+    app = create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                              public_origins=frozenset({"https://api.example"})),
                      keys=keys, replay=down, clock=clock)
     token = rs256(signer, claims(clock(), cnf={"jkt": key.thumbprint}))
     url = "https://api.example/api/protected/"

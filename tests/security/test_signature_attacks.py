@@ -1,6 +1,7 @@
 """Signature and key attacks (RFC 8725 sections 2.1-2.2, jwt_tool -X a/k/i/s/n, PortSwigger JWT labs)."""
 
 import base64
+import hashlib
 import json
 import time
 
@@ -191,6 +192,19 @@ def test_key_header_injection_is_refused_without_outbound_fetch(gate, trap, atta
                                                                 kid_choice):
     kid = {"attacker-kid": attacker.kid, "our-kid": stack_signer.kid, "no-kid": None}[kid_choice]
     gate.refused(token=_injected(trap, attacker, member, kid))
+    assert trap.requests == []
+
+
+@pytest.mark.parametrize("kid_choice", ["attacker-kid", "our-kid", "no-kid"])
+def test_certificate_thumbprints_never_pick_a_key(gate, trap, attacker, stack_signer, kid_choice):
+    # x5t and x5t#S256 are accepted as information (Entra ID sends them): our genuine token carrying
+    # them passes, while the attacker's, naming the attacker's own certificate, is refused.
+    der = base64.b64decode(trap.certificate_der_b64)
+    thumbprints = {"x5t": b64(hashlib.sha1(der).digest()), "x5t#S256": b64(hashlib.sha256(der).digest())}
+    answer, hits = gate.send(token=rs256(stack_signer, claims(now()), header(stack_signer, **thumbprints)))
+    assert answer.status == 200 and len(hits) == 1
+    kid = {"attacker-kid": attacker.kid, "our-kid": stack_signer.kid, "no-kid": None}[kid_choice]
+    gate.refused(token=rs256(attacker, claims(now(), sub="admin"), header(attacker, kid=kid, **thumbprints)))
     assert trap.requests == []
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from jwtgate.fetch import Response
 from jwtgate.replay import MemoryReplayCache, SqliteReplayCache
 from tests.dpop_support import DpopKey, b64url, hmac_signed, unsigned
 from tests.fakes import FakeClock
@@ -266,11 +267,12 @@ def signer():
 @pytest.fixture
 def client(signer, clock):
     def fetch(url, *, unix_socket=None, timeout=None):
-        return 200, json.dumps(signer.jwks()).encode()
+        return Response(200, {}, json.dumps(signer.jwks()).encode())
 
     keys = JwksSource("http://auth/jwks", fetch=fetch, clock=clock)
     asyncio.run(keys.refresh())
-    settings = Settings(jwks_url="http://auth/jwks", verdict_max_age_seconds=5, public_origins=ORIGINS)
+    settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                        verdict_max_age_seconds=5, public_origins=ORIGINS)
     return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
 
 
@@ -341,7 +343,7 @@ def test_a_proof_made_for_another_server_is_refused_whatever_host_the_client_sen
 
 
 def test_each_configured_public_origin_is_accepted_and_no_other(signer, key, clock):
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
     origins = frozenset({"https://api.example", "http://127.0.0.1:8080"})
@@ -363,7 +365,7 @@ def test_each_configured_public_origin_is_accepted_and_no_other(signer, key, clo
 
 def test_without_public_origins_every_bound_token_is_refused(signer, key, clock):
     # Never the client's Host instead: a standalone validator without the setting refuses DPoP.
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
     client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, clock=clock))
@@ -378,7 +380,7 @@ def test_without_public_origins_every_bound_token_is_refused(signer, key, clock)
 def test_public_origins_setting_is_read_and_checked():
     from jwtgate.settings import ConfigError
 
-    base = {"VALIDATOR_JWKS_URL": "http://a/jwks"}
+    base = {"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks"}
     assert Settings.from_env(base).public_origins == frozenset()
     settings = Settings.from_env({**base, "VALIDATOR_PUBLIC_ORIGINS": " https://api.example  http://127.0.0.1:8080 "})
     assert settings.public_origins == {"https://api.example", "http://127.0.0.1:8080"}
@@ -397,16 +399,18 @@ def test_a_validator_without_public_origins_says_so_at_start_up(tmp_path, origin
                             cwd=root, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     warnings = [json.loads(line)["event"] for line in result.stderr.splitlines()
-                if line.startswith("{") and json.loads(line)["level"] == "warning"]
+                if line.startswith("{") and json.loads(line)["level"] == "warning"
+                and "PUBLIC_ORIGINS" in json.loads(line)["event"]]
     assert warnings == (["VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
                          " 4.3: a proof's htu must name the gateway's public origin)"] if warned else [])
 
 
 def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(signer, key, clock, tmp_path):
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     replay = SqliteReplayCache(tmp_path / "replay.db", clock)
-    app = create_app(Settings(jwks_url="http://auth/jwks", public_origins=ORIGINS), keys=keys, replay=replay,
+    app = create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                              public_origins=ORIGINS), keys=keys, replay=replay,
                      clock=clock)
     token = bound_token(signer, key, clock)
     bound = {**ORIGINAL, "Authorization": f"DPoP {token}", "DPoP": key.proof("GET", URL, token, iat=int(clock()))}
@@ -486,7 +490,7 @@ def test_only_our_own_nonces_pass(clock):
 
 
 def test_the_key_file_gives_every_worker_the_same_nonces(tmp_path, clock):
-    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30,
+    settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate", dpop_nonce_seconds=30,
                         dpop_nonce_key_file=str(tmp_path / "data" / "dpop-nonce.key"))
     first, second = make_nonces(settings, clock), make_nonces(settings, clock)
     assert first.current() == second.current()
@@ -498,10 +502,11 @@ def test_the_key_file_gives_every_worker_the_same_nonces(tmp_path, clock):
 
 @pytest.fixture
 def nonce_client(signer, clock):
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, json.dumps(signer.jwks()).encode()),
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(signer.jwks()).encode()),
                       clock=clock)
     asyncio.run(keys.refresh())
-    settings = Settings(jwks_url="http://auth/jwks", dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET,
+    settings = Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                        dpop_nonce_seconds=30, dpop_nonce_secret=NONCE_SECRET,
                         public_origins=ORIGINS)
     return falcon.testing.TestClient(create_app(settings, keys=keys, clock=clock))
 

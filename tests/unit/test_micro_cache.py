@@ -41,7 +41,8 @@ def _hs256(now, **overrides):
 
 
 def _client(clock, **settings):
-    app = create_app(Settings(hs256_secret=SECRET, **settings), keys=StaticKeys(SECRET, ""), clock=clock)
+    app = create_app(Settings(hs256_secret=SECRET, provider_preset="jwtgate", **settings), keys=StaticKeys(SECRET, ""),
+                     clock=clock)
     return falcon.testing.TestClient(app)
 
 
@@ -77,7 +78,7 @@ def test_refusals_and_the_default_say_no_store():
 
 
 def test_setting_defaults_to_off_and_is_bounded():
-    base = {"VALIDATOR_JWKS_URL": "http://auth/jwks"}
+    base = {"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks"}
     assert Settings.from_env(base).verdict_max_age_seconds == 0
     assert Settings.from_env({**base, "VALIDATOR_VERDICT_MAX_AGE_SECONDS": "3"}).verdict_max_age_seconds == 3
     with pytest.raises(ConfigError, match="VALIDATOR_VERDICT_MAX_AGE_SECONDS"):
@@ -100,7 +101,7 @@ def test_cache_snippet_keys_on_authorization_and_requirements_and_never_stores_r
     text = (NGINX_DIR / "snippets" / "jwtgate-micro-cache.conf").read_text()
     key = next(line for line in text.splitlines() if line.startswith("proxy_cache_key "))
     for variable in ("$http_authorization", "$jwtgate_require_scopes", "$jwtgate_require_roles",
-                     "$jwtgate_require_claims"):
+                     "$jwtgate_require_claims", "$jwtgate_providers"):
         assert variable in key
     assert re.search(r"^proxy_no_cache \$upstream_http_x_auth_error[ ;]", text, re.M)
     # Only the validator's max-age decides: no default lifetime for answers without one.

@@ -2,21 +2,29 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import falcon.asgi
 import falcon.testing
 import pytest
 
+from jwtgate.fetch import Response
 from jwtgate.revocation import Revocation, SqliteRevocationStore
 from tests.fakes import FakeClock
 from tests.minting import RsaSigner, claims, rs256
 from validator.app import create_app
 from validator.config import Settings
+from jwtgate.claims import Identity, Policy
 from jwtgate.keys import JwksSource
+from validator.providers import TrustedProviders
 from validator.resources import Ready
 from validator.revocation import RevocationFeed, RevocationSet
-from jwtgate.claims import Identity
+
+POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0)
 
 
 def identity(**overrides):
@@ -116,7 +124,7 @@ def test_readyz_follows_the_keys_and_the_revocation_feed(store):
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(RsaSigner()))
     # The resource alone: the app's start-up would load the keys and read the feed first.
     app = falcon.asgi.App()
-    app.add_route("/readyz", Ready(keys, feed))
+    app.add_route("/readyz", Ready(TrustedProviders([("default", POLICY, keys)]), feed))
     client = falcon.testing.TestClient(app)
 
     def ready():
@@ -128,11 +136,13 @@ def test_readyz_follows_the_keys_and_the_revocation_feed(store):
     assert ready() == (503, ["revocations_stale"])
     asyncio.run(feed.sync())
     assert ready() == (200, [])
-    assert client.simulate_get("/readyz").json == {"status": "ready", "keys": 1, "problems": []}
+    assert client.simulate_get("/readyz").json == {"status": "ready", "keys": 1, "problems": [],
+                                                    "providers_without_keys": []}
     monotonic.tick(31)
     assert ready() == (503, ["revocations_stale"])
     # The app serves it beside /healthz, and is ready once started.
-    started = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys))
+    started = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                                                   keys=keys))
     assert started.simulate_get("/readyz").status_code == 200
 
 
@@ -141,7 +151,7 @@ class _Jwks:
         self.signer = signer
 
     def __call__(self, url, *, unix_socket=None, timeout=None):
-        return 200, json.dumps(self.signer.jwks()).encode()
+        return Response(200, {}, json.dumps(self.signer.jwks()).encode())
 
 
 def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
@@ -152,7 +162,8 @@ def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))
     feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30)
     client = falcon.testing.TestClient(
-        create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, revocations=feed, clock=wall))
+        create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"), keys=keys, revocations=feed,
+                   clock=wall))
     token_claims = claims(wall(), sid="session-1")
     token = rs256(signer, token_claims)
     sibling = rs256(signer, claims(wall(), sid="session-1"))
@@ -171,7 +182,8 @@ def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
 def test_sid_claim_must_be_header_safe():
     signer = RsaSigner()
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))
-    client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys))
+    client = falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                                                  keys=keys))
     for sid in (7, "", "a\nb", ["s"]):
         token = rs256(signer, claims(time.time(), sid=sid))
         result = client.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
@@ -179,8 +191,22 @@ def test_sid_claim_must_be_header_safe():
 
 
 def test_revocation_settings_from_env(tmp_path):
-    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks", "JWTGATE_DATA_DIR": str(tmp_path)})
-    assert settings.revocation_db == str(tmp_path / "revocations.db")
-    assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks",
-                              "VALIDATOR_REVOCATION_DB": "none"}).revocation_db is None
+    feed = str(tmp_path / "revocations.db")
+    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", "VALIDATOR_REVOCATION_DB": feed})
+    assert settings.revocation_db == feed
+    # Off unless configured: a standalone validator has no feed to wait for.
+    for off in ({}, {"VALIDATOR_REVOCATION_DB": "none"}, {"VALIDATOR_REVOCATION_DB": ""}):
+        assert Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", **off}).revocation_db is None
 
+
+@pytest.mark.parametrize("feed, warned", [(None, True), ("none", True), ("redis://127.0.0.1:9/0", False)])
+def test_a_validator_without_a_feed_says_revocation_is_off(tmp_path, feed, warned):
+    root = Path(__file__).resolve().parents[2]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(root), "JWTGATE_DATA_DIR": str(tmp_path),
+           "VALIDATOR_JWKS_URL": "http://127.0.0.1:9/jwks", **({"VALIDATOR_REVOCATION_DB": feed} if feed else {})}
+    result = subprocess.run([sys.executable, "-c", "from validator.app import get_app; get_app()"], env=env,
+                            cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
+    off = "VALIDATOR_REVOCATION_DB is not set: revocation is off, a revoked or logged-out token passes until its exp"
+    assert (off in events) == warned, events

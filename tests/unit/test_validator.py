@@ -10,7 +10,7 @@ import pytest
 from tests.fakes import FakeJwksServer
 from tests.minting import AUDIENCE, RsaSigner, b64, claims, header, hs256, rs256, unsigned
 from validator.app import create_app
-from validator.config import Settings
+from validator.config import Settings, trusted_providers
 from jwtgate.keys import JwksSource, StaticKeys, keys_from_jwks
 from jwtgate import jose
 from jwtgate.reasons import REASONS, TokenRejected
@@ -44,7 +44,7 @@ def keys(jwks, clock):
 
 @pytest.fixture
 def settings():
-    return Settings(jwks_url="http://auth/jwks")
+    return Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate")
 
 
 @pytest.fixture
@@ -176,6 +176,23 @@ def test_alg_of_odd_json_type_is_refused(client, signer, clock, alg):
     ("cty", "JWT"),
 ])
 def test_header_members_we_do_not_understand_are_refused(client, signer, clock, member, value):
+    token = rs256(signer, claims(clock()), header(signer, **{member: value}))
+    assert_denied(verify(client, token), "unsupported_header")
+
+
+def test_certificate_thumbprints_in_the_header_are_accepted_as_information(client, signer, clock):
+    # RFC 7515 sections 4.1.7-4.1.8, as Entra ID sends them: never used to pick a key.
+    thumbprints = {"x5t": "A" * 27, "x5t#S256": "B" * 43}
+    assert verify(client, rs256(signer, claims(clock()), header(signer, **thumbprints))).status_code == 200
+    assert_denied(verify(client, rs256(signer, claims(clock()), header(signer, kid=None, **thumbprints))),
+                  "unknown_key")
+
+
+@pytest.mark.parametrize("member, value", [
+    ("x5t", "A" * 26), ("x5t", "A" * 28), ("x5t", "A" * 26 + "="), ("x5t", 7), ("x5t", {"a": 1}),
+    ("x5t#S256", "B" * 42), ("x5t#S256", "B" * 42 + "+"), ("x5t#S256", ["B" * 43]),
+])
+def test_certificate_thumbprints_of_the_wrong_shape_are_refused(client, signer, clock, member, value):
     token = rs256(signer, claims(clock()), header(signer, **{member: value}))
     assert_denied(verify(client, token), "unsupported_header")
 
@@ -350,7 +367,8 @@ def test_token_from_the_future_is_refused(client, signer, clock, claim):
 
 def test_leeway_is_configurable(keys, signer, clock):
     strict = falcon.testing.TestClient(
-        create_app(Settings(jwks_url="http://auth/jwks", leeway_seconds=0), keys=keys, clock=clock))
+        create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                            leeway_seconds=0), keys=keys, clock=clock))
     token = rs256(signer, claims(clock(), iat=int(clock()) - 100, exp=int(clock()) - 1))
     assert_denied(verify(strict, token), "expired")
 
@@ -518,7 +536,8 @@ def test_cache_respects_max_ttl(jwks, signer, clock):
     keys = JwksSource("http://auth/jwks", fetch=jwks, clock=clock)
     asyncio.run(keys.refresh())
     client = falcon.testing.TestClient(
-        create_app(Settings(jwks_url="http://auth/jwks", cache_max_ttl_seconds=10), keys=keys, clock=clock))
+        create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate",
+                            cache_max_ttl_seconds=10), keys=keys, clock=clock))
     token = rs256(signer, claims(clock()))
     assert verify(client, token).status_code == 200
     jwks.document = {"keys": []}
@@ -552,7 +571,7 @@ def test_internal_error_fails_closed(settings, signer, clock):
 
 def test_hs256_mode(clock, signer):
     client = falcon.testing.TestClient(
-        create_app(Settings(hs256_secret=SECRET), keys=StaticKeys(SECRET), clock=clock))
+        create_app(Settings(hs256_secret=SECRET, provider_preset="jwtgate"), keys=StaticKeys(SECRET), clock=clock))
     assert verify(client, hs256(SECRET, claims(clock()))).status_code == 200
     assert_denied(verify(client, hs256(b"t" * 40, claims(clock()))), "invalid_signature")
     assert_denied(verify(client, hs256(b"", claims(clock()))), "invalid_signature")
@@ -574,20 +593,23 @@ def test_config_names_every_bad_setting():
         Settings.from_env({"VALIDATOR_LEEWAY_SECONDS": "soon", "VALIDATOR_CACHE_SIZE": "-1",
                            "VALIDATOR_REALM": 'a"b', "VALIDATOR_LOG_LEVEL": "loud"})
     message = str(raised.value)
-    for name in ("VALIDATOR_JWKS_URL", "VALIDATOR_LEEWAY_SECONDS", "VALIDATOR_CACHE_SIZE",
+    for name in ("VALIDATOR_ISSUER", "VALIDATOR_LEEWAY_SECONDS", "VALIDATOR_CACHE_SIZE",
                  "VALIDATOR_REALM", "VALIDATOR_LOG_LEVEL"):
         assert name in message
     assert message.startswith("invalid configuration:")
 
 
 @pytest.mark.parametrize("environ, setting", [
-    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_HS256_SECRET": "s" * 40}, "VALIDATOR_HS256_SECRET"),
+    ({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", "VALIDATOR_HS256_SECRET": "s" * 40}, "VALIDATOR_HS256_SECRET"),
     ({"VALIDATOR_HS256_SECRET": "short"}, "VALIDATOR_HS256_SECRET"),
     ({"VALIDATOR_JWKS_URL": "ftp://a/jwks"}, "VALIDATOR_JWKS_URL"),
-    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_ACCEPTED_TYP": " "}, "VALIDATOR_ACCEPTED_TYP"),
-    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_DPOP_NONCE_SECONDS": "5"}, "VALIDATOR_DPOP_NONCE_SECONDS"),
-    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_DPOP_NONCE_SECONDS": "3601"}, "VALIDATOR_DPOP_NONCE_SECONDS"),
-    ({"VALIDATOR_JWKS_URL": "http://a/jwks", "VALIDATOR_DPOP_NONCE_SECRET": "short"}, "VALIDATOR_DPOP_NONCE_SECRET"),
+    ({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks", "VALIDATOR_ACCEPTED_TYP": " "}, "VALIDATOR_ACCEPTED_TYP"),
+    ({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks",
+      "VALIDATOR_DPOP_NONCE_SECONDS": "5"}, "VALIDATOR_DPOP_NONCE_SECONDS"),
+    ({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks",
+      "VALIDATOR_DPOP_NONCE_SECONDS": "3601"}, "VALIDATOR_DPOP_NONCE_SECONDS"),
+    ({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks",
+      "VALIDATOR_DPOP_NONCE_SECRET": "short"}, "VALIDATOR_DPOP_NONCE_SECRET"),
 ])
 def test_key_settings_are_checked(environ, setting):
     from jwtgate.settings import ConfigError
@@ -597,13 +619,14 @@ def test_key_settings_are_checked(environ, setting):
 
 
 def test_defaults_from_env():
-    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://a/jwks"})
+    settings = Settings.from_env({"VALIDATOR_JWKS_URL": "http://127.0.0.1/jwks"})
     assert settings.leeway_seconds == 30
-    assert settings.accepted_typ == ("at+jwt",)
+    (provider,) = trusted_providers(settings)
+    assert provider.accepted_typ == ("at+jwt",) and provider.required_claims == ("exp", "iat", "sub", "iss")
     assert settings.hs256_secret is None
     assert settings.dpop_nonce_seconds == 0 and settings.dpop_nonce_secret is None
 
 
 def test_secret_is_not_in_settings_repr():
-    assert "sss" not in repr(Settings(hs256_secret=SECRET))
+    assert "sss" not in repr(Settings(hs256_secret=SECRET, provider_preset="jwtgate"))
     assert "sss" not in repr(Settings(dpop_nonce_secret=SECRET))

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from jwtgate import request_id
+from jwtgate.fetch import Response
 from jwtgate.logs import JsonFormatter
 from tests.minting import RsaSigner, b64, claims, header, rs256
 from validator import metrics
@@ -27,9 +28,10 @@ def signer():
 @pytest.fixture
 def client(signer, clock):
     document = json.dumps({"keys": [signer.jwk]}).encode()
-    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: (200, document), clock=clock)
+    keys = JwksSource("http://auth/jwks", fetch=lambda url, **_: Response(200, {}, document), clock=clock)
     asyncio.run(keys.refresh())
-    return falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks"), keys=keys, clock=clock))
+    return falcon.testing.TestClient(create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                                                keys=keys, clock=clock))
 
 
 def verify(client, token):
@@ -132,7 +134,8 @@ def test_metrics_endpoint_speaks_prometheus(client):
 
 def test_jwks_observer_counts_failures_and_ages():
     now = [100.0]
-    replies = iter([OSError("refused"), (500, b"oops"), (200, b"not json"), (200, b'{"keys": []}')])
+    replies = iter([OSError("refused"), Response(500, {}, b"oops"), Response(200, {}, b"not json"),
+                    Response(200, {}, b'{"keys": []}')])
 
     def fetch(url, **_):
         reply = next(replies)
@@ -158,7 +161,7 @@ def test_gauges_report_cache_size_keys_and_jwks_age():
         def __len__(self):
             return 4
 
-    observer = metrics.JwksFetchObserver(lambda url, **_: (200, b'{"keys": []}'), clock=lambda: 50.0)
+    observer = metrics.JwksFetchObserver(lambda url, **_: Response(200, {}, b'{"keys": []}'), clock=lambda: 50.0)
     observer("u")
     metrics.VerifyMetrics(Cache(), [1, 2], metrics.VerifyStats(), jwks=observer).update_gauges()
     assert sample("validator_cache_entries") == 4

@@ -10,14 +10,15 @@ from tests.minting import claims, hs256
 from jwtgate import verdicts as cache_module
 from jwtgate.verdicts import VerdictCache
 from jwtgate.keys import StaticKeys
-from jwtgate.claims import Identity, Policy, check_claims
+from jwtgate.claims import OWN_TOKEN_CLAIMS, Identity, Policy, check_claims
 from jwtgate.jose import token_digest
 from jwtgate.revocation import NoRevocations
 from jwtgate.verifier import Verifier
 
 
 SECRET = b"k" * 40
-POLICY = Policy(issuer="jwtgate", audience="jwtgate-api", accepted_typ=("at+jwt",), leeway_seconds=0)
+POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0,
+                required_claims=OWN_TOKEN_CLAIMS)
 
 
 def identity(cache, clock, number=0, exp_in=900, roles=("user",)):
@@ -85,7 +86,7 @@ def test_verdicts_share_equal_role_lists_and_timestamps():
 def test_the_verifier_stores_verdicts_that_share_values():
     clock = FakeClock()
     cache = VerdictCache(100, 300, timer=clock)
-    verifier = Verifier(StaticKeys(SECRET), cache, POLICY, NoRevocations(), clock)
+    verifier = Verifier.single(StaticKeys(SECRET), cache, POLICY, NoRevocations(), clock)
     tokens = [hs256(SECRET, claims(clock(), sub=f"user-{number}")) for number in range(3)]
     first, second, third = (verifier.verify(token) for token in tokens)
     assert first.roles is second.roles is third.roles and first.scopes is third.scopes
@@ -112,8 +113,9 @@ def test_a_verdict_keeps_sub_jti_and_sid_in_one_string(sid):
     assert (verdict.sub, verdict.jti, verdict.sid) == ("alice", "j-1", sid)
     assert list(verdict.ids()) == ["alice", "j-1", sid]
     assert verdict.values("sub") == ("alice",)
-    # One string object for the three names, not one each.
-    assert [value for value in gc.get_referents(verdict) if isinstance(value, str)] == [verdict.names]
+    # One string object for the three names, not one each; the provider's name is the policy's own object.
+    assert [value for value in gc.get_referents(verdict) if isinstance(value, str)] == [verdict.names,
+                                                                                         verdict.provider]
 
 
 @pytest.mark.parametrize("names", [dict(sub="al ice"), dict(jti="j 1"), dict(sid="s 1")])
