@@ -62,10 +62,17 @@ def same_origin(origin, self_origin, allowed_origins):
     return origin == self_origin or origin in allowed_origins
 
 
-def challenge(realm, reason, scheme="Bearer"):
+def challenge(realm, reason, scheme="Bearer", resource_metadata=None):
     """The RFC 6750 section 3 WWW-Authenticate value for a denial (RFC 9449 section 7.1 for DPoP)."""
     error, description = REASONS[reason]
-    algs = f', algs="{" ".join(ALGORITHMS)}"' if scheme == "DPoP" else ""
-    if error is None:
-        return f'{scheme} realm="{realm}"{algs}'
-    return f'{scheme} realm="{realm}", error="{error}", error_description="{description}"{algs}'
+    parameters = [f'realm="{realm}"']
+    if error is not None:
+        parameters += [f'error="{error}"', f'error_description="{description}"']
+    if resource_metadata:
+        # RFC 9728 section 5.1: where the client learns which authorization servers issue our tokens.
+        parameters.append(f'resource_metadata="{resource_metadata}"')
+    if scheme == "DPoP":
+        parameters.append(f'algs="{" ".join(ALGORITHMS)}"')
+    return f"{scheme} {', '.join(parameters)}"
+
+

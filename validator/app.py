@@ -19,10 +19,11 @@ from validator.providers import TrustedProviders
 from jwtgate.revocation import NoRevocations, SqliteRevocationStore, is_redis_url
 from validator.assertion import AssertionSigner, load_or_create_key
 from jwtgate.credentials import challenge
-from jwtgate.dpop import Nonces, ProofChecker
+from jwtgate.dpop import ALGORITHMS, Nonces, ProofChecker
+from validator.metadata import WELL_KNOWN, ResourceMetadata, is_issuer_url
 from validator.proof_gate import ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
-from validator.resources import AssertionKeys, Health, Ready, Verify
+from validator.resources import AssertionKeys, Health, MetadataDocument, Ready, Verify
 from validator.revocation import RevocationFeed, RevocationSet
 from jwtgate.claims import Policy
 from jwtgate.verifier import Verifier
@@ -156,6 +157,22 @@ def make_nonces(settings, clock=time.time):
     return Nonces(secret, settings.dpop_nonce_seconds, clock)
 
 
+def make_metadata(settings, providers):
+    """The RFC 9728 metadata of the first of VALIDATOR_PUBLIC_ORIGINS, or None without one."""
+    if not settings.resource_origin:
+        return None
+    servers = []
+    for issuer, (policy, _) in providers.issuers.items():
+        if is_issuer_url(issuer):
+            servers.append(issuer)
+        else:
+            log.info("protected resource metadata leaves out provider %r: its issuer is not a URL (RFC 8414"
+                     " section 2), so no client could find its metadata", policy.provider)
+    # With a public origin, DPoP-bound tokens are accepted beside bearer ones, with proofs of these algorithms.
+    return ResourceMetadata(settings.resource_origin, servers, scopes=settings.scopes_supported,
+                            dpop_algorithms=ALGORITHMS)
+
+
 def create_app(settings, *, keys=None, providers=None, revocations=None, assertions=None, replay=None,
                clock=time.time):
     """Build the app from settings and collaborators (tests pass their own keys or providers, revocations and clock)."""
@@ -168,18 +185,24 @@ def create_app(settings, *, keys=None, providers=None, revocations=None, asserti
     cache = metrics.CountedCache(verdicts, stats)
     verifier = Verifier(trusted.issuers, cache, revocations, clock)
     app = falcon.asgi.App(middleware=[_Background(trusted, revocations, settings.jwks_refresh_seconds)])
+    metadata = make_metadata(settings, trusted)
+    resource_metadata = metadata.url if metadata is not None else None
     app.add_route("/verify", Verify(verifier, stats, realm=settings.realm,
                                     max_token_bytes=settings.max_token_bytes, claim_headers=settings.claim_headers,
                                     allowed_origins=settings.allowed_origins,
                                     verdict_max_age=settings.verdict_max_age_seconds, assertions=assertions,
-                                    dpop=make_dpop(settings, replay, clock), clock=clock))
+                                    dpop=make_dpop(settings, replay, clock), resource_metadata=resource_metadata,
+                                    clock=clock))
+    document = MetadataDocument(metadata)
+    app.add_route(WELL_KNOWN, document)
+    app.add_route(WELL_KNOWN + "/{path:path}", document)
     if assertions is not None:
         app.add_route("/assertion-jwks.json", AssertionKeys(assertions))
     app.add_route("/healthz", Health(trusted))
     app.add_route("/readyz", Ready(trusted, revocations))
     app.add_route("/metrics", metrics.Metrics(stats))
     app.add_middleware(metrics.VerifyMetrics(cache, trusted, stats))
-    denial = challenge(settings.realm, "internal_error")
+    denial = challenge(settings.realm, "internal_error", resource_metadata=resource_metadata)
 
     async def fail_closed(req, resp, error, params):
         log.exception("unhandled error")
@@ -201,4 +224,6 @@ def get_app():
     if not settings.public_origins:
         log.warning("VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
                     " 4.3: a proof's htu must name the gateway's public origin)")
+        log.warning("VALIDATOR_PUBLIC_ORIGINS is not set: no protected resource metadata is served and 401"
+                    " challenges name none (RFC 9728: the resource identifier is the gateway's public origin)")
     return create_app(settings, revocations=make_revocations(settings), assertions=make_assertions(settings))

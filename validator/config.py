@@ -7,6 +7,7 @@ import os
 
 from jwtgate.dpop import MIN_NONCE_SECONDS
 from jwtgate.settings import ConfigError, EnvReader, data_dir
+from validator.metadata import SCOPE_TOKEN
 from validator.providers import PRESETS, ProblemList, build, load_file
 
 _MAPPING = re.compile(r"([A-Za-z0-9_]{1,64}):(X-[A-Za-z0-9-]{1,64})")
@@ -60,6 +61,11 @@ class Settings:
     # RFC 9449 section 4.3: the origins clients reach the gateway at, which a DPoP proof's htu must name.
     # Empty: every DPoP-bound token is refused (the client's Host is never trusted instead).
     public_origins: frozenset = frozenset()
+    # RFC 9728: the origin of the gateway's resource identifiers, the first of VALIDATOR_PUBLIC_ORIGINS.
+    # Empty: no protected resource metadata is served, and 401 challenges name none.
+    resource_origin: str = ""
+    # RFC 9728 scopes_supported: the scopes clients may ask for (none: the member is left out).
+    scopes_supported: tuple = ()
     assertion_audience: str = ""
     assertion_ttl_seconds: int = 30
     assertion_key_dir: str = ""
@@ -114,6 +120,10 @@ class Settings:
         for origin in allowed_origins:
             if not _ORIGIN.fullmatch(origin):
                 env.problem("ALLOWED_ORIGINS", f"{origin[:60]!r} is not scheme://host[:port]")
+        scopes_supported = tuple(dict.fromkeys(env.text("SCOPES_SUPPORTED", "").split()))
+        for scope in scopes_supported:
+            if not SCOPE_TOKEN.fullmatch(scope):
+                env.problem("SCOPES_SUPPORTED", f"{scope[:40]!r} is not a scope (RFC 6749 section 3.3)")
         accepted_typ = env.text("ACCEPTED_TYP", None)
         if accepted_typ is not None:
             accepted_typ = tuple(accepted_typ.lower().split())
@@ -154,6 +164,8 @@ class Settings:
             forward_claims=env.flag("FORWARD_CLAIMS", False),
             allowed_origins=frozenset(allowed_origins),
             public_origins=env.origins("PUBLIC_ORIGINS"),
+            resource_origin=next(iter(env.text("PUBLIC_ORIGINS", "").split()), ""),
+            scopes_supported=scopes_supported,
             assertion_audience=env.text("ASSERTION_AUDIENCE", "", max_length=256),
             assertion_ttl_seconds=env.integer("ASSERTION_TTL_SECONDS", 30, minimum=5, maximum=300),
             assertion_key_dir=env.text("ASSERTION_KEY_DIR", os.path.join(data_dir(environ), "assertion")),

@@ -1,4 +1,4 @@
-"""HTTP resources: /verify (the auth_request oracle) and /healthz."""
+"""HTTP resources: /verify (the auth_request oracle), the RFC 9728 metadata, and /healthz."""
 
 import logging
 import math
@@ -46,7 +46,8 @@ class Verify:
     """GET/HEAD /verify: 200 with identity headers, 401 (who are you?) or 403 (not allowed here)."""
 
     def __init__(self, verifier, stats, *, realm, max_token_bytes, claim_headers, allowed_origins=frozenset(),
-                 verdict_max_age=0, assertions=None, dpop=None, clock=time.time, timer=time.perf_counter):
+                 verdict_max_age=0, assertions=None, dpop=None, resource_metadata=None, clock=time.time,
+                 timer=time.perf_counter):
         self._verifier = verifier
         # validator.metrics.VerifyStats: every answer's result and latency.
         self._stats = stats
@@ -58,8 +59,9 @@ class Verify:
         self._verdict_max_age = verdict_max_age
         self._clock = clock
         self._timer = timer
-        self._challenges = {reason: challenge(realm, reason) for reason in REASONS}
-        self._dpop_challenges = {reason: challenge(realm, reason, "DPoP") for reason in REASONS}
+        # resource_metadata: the URL of the RFC 9728 document (None: there is none to name).
+        self._challenges = {reason: challenge(realm, reason, "Bearer", resource_metadata) for reason in REASONS}
+        self._dpop_challenges = {reason: challenge(realm, reason, "DPoP", resource_metadata) for reason in REASONS}
         # validator.proof_gate.ProofGate; without one, every DPoP-bound token is refused.
         self._dpop = dpop
 
@@ -190,6 +192,31 @@ class Verify:
     def _request_id(req):
         value = req.get_header("X-Request-Id")
         return value if value and _REQUEST_ID.fullmatch(value) else None
+
+
+class MetadataDocument:
+    """GET /.well-known/oauth-protected-resource[/<path>]: the RFC 9728 metadata, public (Nginx passes it on)."""
+
+    # Seconds a client may keep the document: it changes only when the validator restarts with new settings.
+    MAX_AGE = 300
+
+    def __init__(self, metadata):
+        # validator.metadata.ResourceMetadata; None without VALIDATOR_PUBLIC_ORIGINS, so nothing to serve.
+        self._metadata = metadata
+
+    async def on_get(self, req, resp, path=""):
+        document = None
+        if self._metadata is not None:
+            document = self._metadata.document(f"/{path}" if path else "")
+        if document is None:
+            resp.status = falcon.HTTP_404
+            resp.media = {"error": "not_found", "message": "Not found"}
+            resp.set_header("Cache-Control", "no-store")
+            return
+        resp.media = document
+        resp.set_header("Cache-Control", f"max-age={self.MAX_AGE}")
+
+    on_head = on_get
 
 
 class AssertionKeys:

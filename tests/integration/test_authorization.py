@@ -9,7 +9,8 @@ from tests.minting import RsaSigner, claims, rs256
 
 
 FORBIDDEN = {"error": "insufficient_scope", "message": "Insufficient scope or role"}
-CHALLENGE = 'Bearer realm="jwtgate", error="insufficient_scope", error_description="Insufficient scope or role"'
+CHALLENGE = ('Bearer realm="jwtgate", error="insufficient_scope", error_description="Insufficient scope or role", '
+             'resource_metadata="{}/.well-known/oauth-protected-resource"')
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def get(gateway, path, token=None, method="GET", **headers):
 def assert_forbidden(gateway, response, scope=None):
     assert response.status_code == 403
     assert response.json() == FORBIDDEN
-    expected = CHALLENGE + (f', scope="{scope}"' if scope else "")
+    expected = CHALLENGE.format(gateway.url) + (f', scope="{scope}"' if scope else "")
     assert response.headers.get_list("www-authenticate") == [expected]
     assert response.headers["x-content-type-options"] == "nosniff"
 

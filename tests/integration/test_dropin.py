@@ -134,7 +134,9 @@ def test_protected_without_token_is_the_json_401(stack, dropin):
     assert response.status_code == 401, dropin.explain(response)
     assert response.json() == {"error": "missing_token", "message": "Missing Authorization header"}
     assert response.headers["content-type"] == "application/json"
-    assert response.headers.get_list("www-authenticate") == ['Bearer realm="jwtgate"']
+    # The validator is the stack's: its VALIDATOR_PUBLIC_ORIGINS (RFC 9728 metadata) is the stack's origin.
+    assert response.headers.get_list("www-authenticate") == [
+        f'Bearer realm="jwtgate", resource_metadata="{stack.url}/.well-known/oauth-protected-resource"']
     bad = dropin.get("/api/protected/", "not.a.token")
     assert bad.status_code == 401, dropin.explain(bad)
     assert bad.json()["error"] == "malformed"
@@ -165,7 +167,8 @@ def test_role_requirement_is_403_for_the_demo_user_and_200_for_the_admin(stack, 
     assert response.status_code == 403, dropin.explain(response)
     assert response.json() == {"error": "insufficient_scope", "message": "Insufficient scope or role"}
     assert response.headers.get_list("www-authenticate") == [
-        'Bearer realm="jwtgate", error="insufficient_scope", error_description="Insufficient scope or role"']
+        'Bearer realm="jwtgate", error="insufficient_scope", error_description="Insufficient scope or role", '
+        f'resource_metadata="{stack.url}/.well-known/oauth-protected-resource"']
     assert len(stack.backend_hits()) == before
     allowed = dropin.get("/api/admin/reports", tokens["admin"])
     assert allowed.status_code == 200, dropin.explain(allowed)

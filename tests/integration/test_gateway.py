@@ -71,7 +71,9 @@ def test_protected_route_without_token(gateway):
     before = len(gateway.backend_hits())
     response = gateway.client.get("/api/protected/")
     assert_json_401(response, "missing_token", "Missing Authorization header")
-    assert response.headers["www-authenticate"] == 'Bearer realm="jwtgate"'
+    # RFC 9728 section 5.1: where a client finds which authorization servers issue our tokens.
+    assert response.headers["www-authenticate"] == (
+        f'Bearer realm="jwtgate", resource_metadata="{gateway.url}/.well-known/oauth-protected-resource"')
     assert len(gateway.backend_hits()) == before
 
 

@@ -22,13 +22,24 @@ LEAK_WORDS = ("BEGIN", "PRIVATE", "Traceback", "Exception", 'File "', "eyJ", "jo
               "uvicorn", "falcon", "secret")
 
 
-def allowed_challenges(realm="jwtgate"):
-    """Every WWW-Authenticate value the gateway may send (RFC 6750 section 3)."""
-    values = {f'Bearer realm="{realm}"'}
+def _metadata(origin):
+    """RFC 9728 section 5.1: every challenge names the gateway's protected resource metadata."""
+    return f'resource_metadata="{origin}/.well-known/oauth-protected-resource"'
+
+
+def missing_token_challenge(origin, realm="jwtgate"):
+    """The challenge of a request without credentials: no error, only the realm and the metadata."""
+    return f'Bearer realm="{realm}", {_metadata(origin)}'
+
+
+def allowed_challenges(origin, realm="jwtgate"):
+    """Every WWW-Authenticate value the gateway at origin may send (RFC 6750 section 3)."""
+    metadata = _metadata(origin)
+    values = {missing_token_challenge(origin, realm)}
     for error, description in REASONS.values():
         if error is not None:
-            values.add(f'Bearer realm="{realm}", error="{error}", error_description="{description}"')
-    values.add(f'Bearer realm="{realm}", error="invalid_token", error_description="Invalid token"')
+            values.add(f'Bearer realm="{realm}", error="{error}", error_description="{description}", {metadata}')
+    values.add(f'Bearer realm="{realm}", error="invalid_token", error_description="Invalid token", {metadata}')
     return values
 
 
@@ -100,7 +111,7 @@ class Gate:
         self.gateway = gateway
         self.url = gateway.url
         self.secrets = [value for value in secrets if value]
-        self.challenges = allowed_challenges()
+        self.challenges = allowed_challenges(gateway.url)
 
     def hits(self):
         return self.gateway.backend_hits()
@@ -145,7 +156,7 @@ class Gate:
             body = answer.json()
             assert set(body) == {"error", "message"}, body
             assert CATALOGUE.get(body["error"]) == body["message"], body
-            assert (body["error"] == "missing_token") == (challenges[0] == 'Bearer realm="jwtgate"')
+            assert (body["error"] == "missing_token") == (challenges[0] == missing_token_challenge(self.url))
         self.assert_no_leak(answer, leaks)
 
     def assert_no_leak(self, answer, leaks=()):

@@ -402,7 +402,10 @@ def test_a_validator_without_public_origins_says_so_at_start_up(tmp_path, origin
                 if line.startswith("{") and json.loads(line)["level"] == "warning"
                 and "PUBLIC_ORIGINS" in json.loads(line)["event"]]
     assert warnings == (["VALIDATOR_PUBLIC_ORIGINS is not set: every DPoP-bound token is refused (RFC 9449 section"
-                         " 4.3: a proof's htu must name the gateway's public origin)"] if warned else [])
+                         " 4.3: a proof's htu must name the gateway's public origin)",
+                         "VALIDATOR_PUBLIC_ORIGINS is not set: no protected resource metadata is served and 401"
+                         " challenges name none (RFC 9728: the resource identifier is the gateway's public origin)"]
+                        if warned else [])
 
 
 def test_a_proof_waiting_for_the_replay_cache_does_not_hold_up_other_requests(signer, key, clock, tmp_path):
