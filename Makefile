@@ -81,7 +81,7 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 e2e: venv nginx $(NODE_STAMP) ## Run the Postman collection with Newman against the stack as make run starts it
-	$(PY) tests/e2e/run_newman.py $(if $(E2E_LISTEN),--listen $(E2E_LISTEN))
+	$(PY) -m tests.e2e.run_newman $(if $(E2E_LISTEN),--listen $(E2E_LISTEN))
 
 up: ## Build and start the Docker Compose deployment on 127.0.0.1:8080 (needs a Docker daemon)
 	$(COMPOSE) up --build --detach --wait
