@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from jwtgate.settings import ConfigError, EnvReader, data_dir
+from jwtgate.serving import bind_and_workers
+from jwtgate.settings import ConfigError, data_dir
 from launcher import oidc_demo
 from launcher.stack import Stack, StackError
 
@@ -84,19 +85,18 @@ def print_demo(stack, demo):
     print(f"demo client:\nclient_id: {demo.client_id}\nclient_secret: {demo.client_secret}")
 
 
-def validator(environ=os.environ):
+def validator():
     """Check the validator's settings, then become gunicorn with validator/gunicorn.conf.py (no auth API, no Nginx)."""
     from validator.config import Settings
 
     try:
-        Settings.from_env(environ)
+        Settings.from_env(os.environ)
     except ConfigError as error:
         sys.stderr.write(f"jwtgate: {error}\n")
         return 2
     # The metrics directory and the default unix socket live in the data directory.
-    directory = data_dir(environ)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    bind = EnvReader(environ, "VALIDATOR_").text("BIND", f"unix:{directory}/run/validator.sock")
+    os.makedirs(data_dir(os.environ), mode=0o700, exist_ok=True)
+    (bind,), _ = bind_and_workers("VALIDATOR_", "validator", 1)
     if bind.startswith("unix:"):
         os.makedirs(os.path.dirname(bind[len("unix:"):]), mode=0o700, exist_ok=True)
     config = Path(__file__).resolve().parent.parent / "validator" / "gunicorn.conf.py"

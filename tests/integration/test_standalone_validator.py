@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from jwtgate.loopback import http_get
 from tests.oidc_support import AUDIENCE
 from tests.services import _tail, _wait, free_port
 
@@ -93,6 +94,14 @@ def test_it_listens_on_the_loopback_port_validator_bind_names(started, oidc_prov
     allowed = httpx.get(f"http://127.0.0.1:{port}/verify", timeout=5,
                         headers={"Authorization": f"Bearer {oidc_provider.token()}"})
     assert allowed.status_code == 200 and allowed.headers["X-User-Id"] == oidc_provider.client_id
+
+
+def test_without_validator_bind_it_listens_on_a_unix_socket_in_the_data_directory(started, oidc_provider, tmp_path):
+    validator = started(VALIDATOR_ISSUER=oidc_provider.issuer, VALIDATOR_AUDIENCE=AUDIENCE)
+    socket_path = tmp_path / "data" / "run" / "validator.sock"
+    _wait("the standalone validator", validator.process,
+          lambda: http_get("http://localhost/readyz", unix_socket=str(socket_path), timeout=1)[0] == 200,
+          validator.log_path)
 
 
 def test_bad_configuration_stops_it_naming_the_setting(started, tmp_path):
