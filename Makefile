@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help venv nginx chromium servers lint run test test-unit test-integration check-config clean e2e up down
+.PHONY: help venv nginx chromium servers lint run demo validator test test-unit test-integration check-config clean e2e up down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ nginx: ## Install Debian's nginx when it is missing (as root), or say how
 
 run: venv nginx ## Run the whole gateway on 127.0.0.1:8080 until Ctrl-C (JWTGATE_LISTEN to change)
 	$(PY) -m launcher run
+
+demo: venv nginx $(NODE_STAMP) ## make run plus an OpenID provider demo on 127.0.0.1:9090 whose tokens the gateway trusts too
+	$(PY) -m launcher run --oidc-demo
+
+validator: venv ## Run only the validator under gunicorn, for your own Nginx and provider (VALIDATOR_ISSUER, ...)
+	$(PY) -m launcher validator
 
 # The browser test drives Debian's chromium (playwright-core from node_modules never downloads a browser).
 chromium: ## Install Debian's chromium when it is missing (as root), or say how
@@ -75,7 +81,7 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 e2e: venv nginx $(NODE_STAMP) ## Run the Postman collection with Newman against the stack as make run starts it
-	$(PY) tests/e2e/run_newman.py $(if $(E2E_LISTEN),--listen $(E2E_LISTEN))
+	$(PY) -m tests.e2e.run_newman $(if $(E2E_LISTEN),--listen $(E2E_LISTEN))
 
 up: ## Build and start the Docker Compose deployment on 127.0.0.1:8080 (needs a Docker daemon)
 	$(COMPOSE) up --build --detach --wait

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from jwtgate.loopback import http_get
 from jwtgate.settings import ConfigError, EnvReader
+from launcher.oidc_demo import OidcDemo
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
@@ -102,6 +103,8 @@ class Stack:
     nginx: str = field(default_factory=lambda: shutil.which("nginx") or "/usr/sbin/nginx")
     ready_timeout: float = 30.0
     processes: dict = field(default_factory=dict)
+    # `make demo`: an OidcDemo (launcher/oidc_demo.py) started first and trusted beside our auth API.
+    oidc_demo: OidcDemo | None = None
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
@@ -175,6 +178,8 @@ class Stack:
         # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
         env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
         env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)
+        if self.oidc_demo is not None:
+            env["VALIDATOR_PROVIDERS_FILE"] = str(self.oidc_demo.providers_path)
         if "VALIDATOR_PROVIDERS_FILE" in env:
             return env
         # Our auth API as the one provider, named so a location can accept its tokens alone
@@ -197,6 +202,9 @@ class Stack:
 
     def prepare(self):
         """Create directories, initialise the auth data, render and test the Nginx config."""
+        if self.oidc_demo is not None and not self.oidc_demo.problems():
+            # Before the settings check, which reads the providers file.
+            self.oidc_demo.prepare(self.socket("auth_api"))
         self.check_settings()
         if self.workers:
             self._open_to_workers()
@@ -265,6 +273,12 @@ class Stack:
         for key in _REPLICA_SETTINGS.values():
             stack_env.integer(key, 1, minimum=1, maximum=16)
         problems = list(stack_env.problems)
+        if self.oidc_demo is not None:
+            problems.extend(self.oidc_demo.problems())
+            if "VALIDATOR_PROVIDERS_FILE" in self.environ:
+                problems.append(("VALIDATOR_PROVIDERS_FILE", "unset it for the demo, which writes its own"))
+            if problems:
+                raise StackError(str(ConfigError(problems)))
         for settings_class in (ValidatorSettings, AuthSettings):
             try:
                 settings_class.from_env(self.service_env())
@@ -308,6 +322,9 @@ class Stack:
         """Start every process and wait until each answers; raise StackError with its log otherwise."""
         try:
             self.prepare()
+            if self.oidc_demo is not None:
+                # First, so the validator finds its discovery document at start.
+                self.start_process("oidc-demo")
             for name in (*(name for service in _SERVICES for name in self.replicas(service)), "nginx"):
                 self.start_process(name)
         except BaseException:
@@ -316,8 +333,11 @@ class Stack:
         return self
 
     def start_process(self, name):
-        """Start one part (a service or replica name, or "nginx") and wait until it answers."""
-        if name == "nginx":
+        """Start one part (a service or replica name, "oidc-demo" or "nginx") and wait until it answers."""
+        if name == "oidc-demo":
+            self._spawn(name, self.oidc_demo.command(), self.oidc_demo.environ(self.environ))
+            self._wait(name, lambda: http_get(self.oidc_demo.discovery_url, timeout=1.0))
+        elif name == "nginx":
             policy = self.nginx_sched_policy
             self._spawn(name, self._nginx_command(), start=_with_policy(policy))
             if os.sched_getscheduler(self.processes[name].pid) != _SCHED_POLICIES[policy]:

@@ -1,4 +1,4 @@
-"""A real OpenID provider for the tests: oidc-provider (tests/oidc/provider.mjs) on a loopback port.
+"""A real OpenID provider for the tests: oidc-provider (examples/oidc-provider/provider.mjs) on a loopback port.
 
 It issues RFC 9068 JWT access tokens by the client-credentials grant for a resource the client names
 (RFC 8707), signed with its RS256 or ES256 key. The keys are generated here into a private JWKS file;
@@ -15,37 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.minting import b64
+from launcher.oidc_demo import AUDIENCE, SCOPES, SCRIPT, private_jwk
 from tests.services import _tail, _wait, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "tests" / "oidc" / "provider.mjs"
-AUDIENCE = "https://api.jwtgate.example/"
-SCOPES = "api:read api:write"
-
-
-def _int(value, length=None):
-    return b64(value.to_bytes(length or (value.bit_length() + 7) // 8, "big"))
-
-
-def private_jwk(alg):
-    """A new private signing JWK with a random kid: RSA 2048 for RS256, P-256 for ES256."""
-    kid = secrets.token_hex(8)
-    if alg == "RS256":
-        numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
-        public = numbers.public_numbers
-        return {"kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": _int(public.n), "e": _int(public.e),
-                "d": _int(numbers.d), "p": _int(numbers.p), "q": _int(numbers.q), "dp": _int(numbers.dmp1),
-                "dq": _int(numbers.dmq1), "qi": _int(numbers.iqmp)}
-    if alg == "ES256":
-        numbers = ec.generate_private_key(ec.SECP256R1()).private_numbers()
-        public = numbers.public_numbers
-        # RFC 7518 section 6.2.1.2: coordinates are the full field size, 32 bytes for P-256.
-        return {"kty": "EC", "use": "sig", "alg": alg, "kid": kid, "crv": "P-256", "x": _int(public.x, 32),
-                "y": _int(public.y, 32), "d": _int(numbers.private_value, 32)}
-    raise ValueError(f"no key type for {alg}")
 
 
 class OidcProvider:

@@ -1,7 +1,8 @@
-"""`make e2e`: start the stack as `make run` does, run the Postman collection with Newman, stop the stack.
+"""`make e2e`: start the stack as `make demo` does, run the Postman collection with Newman, stop the stack.
 
-The stack is `python -m launcher run` itself, in the background on a free loopback port (or --listen),
-with its own data directory under build/. Readiness is read from its output (the `username:` and
+The stack is `python -m launcher run --oidc-demo` itself, in the background on a free loopback port (or
+--listen), the OpenID provider demo on another, with its own data directory under build/. Readiness is
+read from its output (the demo client's `client_id:` and `client_secret:` lines, the `username:` and
 `password:` lines) and then from /healthz, each with a deadline. The stack is stopped on success,
 failure, Ctrl-C or SIGTERM. Credentials and tokens go to Newman only, never to this script's output.
 """
@@ -22,6 +23,8 @@ import urllib.request
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from launcher import oidc_demo
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
 DATA_DIR = BUILD / "e2e"
@@ -32,6 +35,8 @@ NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
 # Past any VALIDATOR_LEEWAY_SECONDS the validator accepts (at most 300), so the token is expired for sure.
 EXPIRED_SECONDS_AGO = 600
 _TRUE = {"1", "true", "yes", "on"}
+_CREDENTIALS = ("client_id", "client_secret", "username", "password")
+_SECRETS = ("client_secret", "password")
 
 
 class E2EError(Exception):
@@ -61,11 +66,13 @@ def free_listen():
 class RunningStack:
     """`python -m launcher run` as a child process, with the lines it prints."""
 
-    def __init__(self, listen, environ):
+    def __init__(self, listen, environ, oidc_listen):
         self.url = f"http://{listen}"
+        self.oidc_issuer = f"http://{oidc_listen}"
         self.environ = environ
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "launcher", "run", "--listen", listen],
+            [sys.executable, "-m", "launcher", "run", "--listen", listen, "--oidc-demo", "--oidc-demo-listen",
+             oidc_listen],
             cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
@@ -78,7 +85,10 @@ class RunningStack:
         self._lines.put(None)
 
     def credentials(self, deadline):
-        """Wait for the `username:` and `password:` lines; echo the others (never the password)."""
+        """Wait for the demo client's and the first demo user's lines; echo the others (never a secret).
+
+        Returns {"client_id", "client_secret", "username", "password"}: the launcher prints the client first.
+        """
         found = {}
         while "password" not in found:
             try:
@@ -90,13 +100,15 @@ class RunningStack:
             if line is None:
                 raise E2EError(f"the stack exited with status {self.process.wait()} before it was ready")
             key, _, value = line.partition(": ")
-            if key in ("username", "password") and value:
+            if key in _CREDENTIALS and value and key not in found:
                 found[key] = value
-                if key == "password":
-                    print("password: (passed to newman)", flush=True)
+                if key in _SECRETS:
+                    print(f"{key}: (passed to newman)", flush=True)
                     continue
             print(line, flush=True)
-        return found["username"], found["password"]
+        if "client_secret" not in found:
+            raise E2EError("the stack printed no client_secret of the OpenID provider demo")
+        return found
 
     def wait_healthy(self, deadline):
         while True:
@@ -135,13 +147,19 @@ def mint_expired_token(username, environ):
     return result.stdout.strip()
 
 
-def newman_command(newman, url, username, password, expired_token, demo_login):
+def newman_command(newman, url, username, password, expired_token, demo_login, oidc):
+    """oidc: the demo provider's {"issuer", "client_id", "client_secret"}."""
     variables = {
         "baseUrl": url,
         "username": username,
         "password": password,
         "expiredToken": expired_token,
         "demoLogin": "1" if demo_login else "0",
+        "oidcIssuer": oidc["issuer"],
+        "oidcClientId": oidc["client_id"],
+        "oidcClientSecret": oidc["client_secret"],
+        "oidcAudience": oidc_demo.AUDIENCE,
+        "oidcOtherAudience": oidc_demo.OTHER_AUDIENCE,
     }
     command = [str(newman), "run", str(COLLECTION), "--environment", str(ENVIRONMENT)]
     for name, value in variables.items():
@@ -173,7 +191,7 @@ def log_tails(lines=20):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="tests/e2e/run_newman.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.e2e.run_newman", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", help="gateway address (default: a free port on 127.0.0.1)")
     parser.add_argument("--newman", default=str(NEWMAN), help="the newman executable (default: node_modules)")
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for the stack")
@@ -196,14 +214,16 @@ def main(argv=None):
     stack = None
     status = 1
     try:
-        stack = RunningStack(args.listen or free_listen(), environ)
+        stack = RunningStack(args.listen or free_listen(), environ, free_listen())
         deadline = time.monotonic() + args.ready_timeout
-        username, password = stack.credentials(deadline)
+        found = stack.credentials(deadline)
+        username, password = found["username"], found["password"]
+        oidc = {"issuer": stack.oidc_issuer, "client_id": found["client_id"], "client_secret": found["client_secret"]}
         stack.wait_healthy(deadline)
         expired_token = mint_expired_token(username, environ)
         ready = time.monotonic()
         print(f"e2e: stack ready at {stack.url} in {ready - started:.1f}s; running newman", flush=True)
-        command = newman_command(args.newman, stack.url, username, password, expired_token, demo_login)
+        command = newman_command(args.newman, stack.url, username, password, expired_token, demo_login, oidc)
         newman = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL)
         try:
             status = newman.wait()

@@ -1,6 +1,6 @@
 """Several identity providers at once, through real Nginx: our auth API and a real OpenID provider.
 
-The OpenID provider is oidc-provider (tests/oidc/provider.mjs), found by discovery; our auth API's
+The OpenID provider is oidc-provider (examples/oidc-provider/provider.mjs), found by discovery; our auth API's
 key set comes over its unix socket. Each test starts what it disturbs.
 """
 

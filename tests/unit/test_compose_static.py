@@ -296,8 +296,9 @@ def test_every_variable_is_defined_and_the_environment_holds_no_secret(collectio
     used = set(re.findall(r"\{\{([A-Za-z]+)\}\}", COLLECTION.read_text()))
     assert used <= defined
     values = {value["key"]: value["value"] for value in environment["values"]}
-    assert values["password"] == "" and values["expiredToken"] == ""
-    assert set(values) == {"baseUrl", "username", "password", "expiredToken", "demoLogin"}
+    assert values["password"] == "" and values["expiredToken"] == "" and values["oidcClientSecret"] == ""
+    assert set(values) == {"baseUrl", "username", "password", "expiredToken", "demoLogin", "oidcIssuer",
+                           "oidcClientId", "oidcClientSecret", "oidcAudience", "oidcOtherAudience"}
 
 
 def test_the_foreign_token_is_not_signed_by_any_key_of_ours(collection):

@@ -5,11 +5,15 @@ from tests.e2e import run_newman
 
 def test_newman_command_passes_every_value_as_an_env_var_and_writes_junit():
     command = run_newman.newman_command("node_modules/.bin/newman", "http://127.0.0.1:1234", "demo", "pw-secret",
-                                        "expired.jwt.value", demo_login=False)
+                                        "expired.jwt.value", demo_login=False,
+                                        oidc={"issuer": "http://127.0.0.1:5678", "client_id": "jwtgate-demo",
+                                              "client_secret": "client-secret"})
     assert command[:3] == ["node_modules/.bin/newman", "run", str(run_newman.COLLECTION)]
     pairs = [command[index + 1] for index, part in enumerate(command) if part == "--env-var"]
     assert pairs == ["baseUrl=http://127.0.0.1:1234", "username=demo", "password=pw-secret",
-                     "expiredToken=expired.jwt.value", "demoLogin=0"]
+                     "expiredToken=expired.jwt.value", "demoLogin=0", "oidcIssuer=http://127.0.0.1:5678",
+                     "oidcClientId=jwtgate-demo", "oidcClientSecret=client-secret",
+                     "oidcAudience=https://api.jwtgate.example/", "oidcOtherAudience=https://other.jwtgate.example/"]
     assert command[command.index("--reporters") + 1] == "cli,junit"
     assert command[command.index("--reporter-junit-export") + 1] == str(run_newman.JUNIT)
     assert run_newman.JUNIT.relative_to(run_newman.ROOT).parts == ("build", "newman", "junit.xml")

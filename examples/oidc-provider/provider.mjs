@@ -1,7 +1,8 @@
-// A real OpenID provider for the tests (oidc-provider, pinned in package.json): client credentials only,
-// JWT access tokens (RFC 9068) for the resource a client names (RFC 8707). tests/oidc_support.py starts it.
+// A real OpenID provider (oidc-provider, pinned in package.json): client credentials only, JWT access
+// tokens (RFC 9068) for the resource a client names (RFC 8707). `make demo` starts it beside the gateway
+// (launcher/oidc_demo.py), the tests through tests/oidc_support.py.
 //
-//   node tests/oidc/provider.mjs --port N --jwks FILE [--host 127.0.0.1] [--issuer URL]
+//   node examples/oidc-provider/provider.mjs --port N --jwks FILE [--host 127.0.0.1] [--issuer URL]
 //        [--resource URI]... [--scopes "api:read api:write"] [--roles "user"] [--ttl SECONDS]
 //
 // Each option may come from the environment instead (OIDC_PORT, OIDC_JWKS, OIDC_HOST, OIDC_ISSUER,
@@ -44,7 +45,7 @@ try {
 
 const port = Number(options.port);
 if (!Number.isInteger(port) || port < 1 || port > 65535) fail("--port (OIDC_PORT) must be a port number, 1-65535");
-// Loopback only: the tests never open a port beyond this machine.
+// Loopback only: neither the demo nor the tests open a port beyond this machine.
 const host = options.host;
 if (!((isIP(host) === 4 && host.startsWith("127.")) || host === "::1")) {
   fail(`--host (OIDC_HOST) must be a loopback address (127.0.0.0/8 or ::1), not ${JSON.stringify(host)}`);
