@@ -1,4 +1,7 @@
-"""The zero-cost auth server of the external-floor scenario: a second Nginx answering 200 and X-User-Id."""
+"""The zero-cost auth server of the external-floor scenario: a second Nginx answering 200 and X-User-Id.
+
+It also serves the second identity provider's JWKS (bench/tokens.py SecondProvider) to the validator.
+"""
 
 import ctypes
 import signal
@@ -23,6 +26,8 @@ class ZeroCostServer:
     def __init__(self, prefix, nginx, ready_timeout=15.0):
         self.prefix = prefix
         self.socket = prefix / "verify.sock"
+        # Served at /provider-b/jwks.json: the second provider's key set, written before start().
+        self.jwks = prefix / "provider-b-jwks.json"
         self.log = prefix / "error.log"
         self.nginx = nginx
         self.ready_timeout = ready_timeout
@@ -36,6 +41,7 @@ class ZeroCostServer:
         conf.write_text(render(TEMPLATE.read_text(), {
             "BENCH_EXTERNAL_PREFIX": str(self.prefix),
             "BENCH_EXTERNAL_SOCKET": str(self.socket),
+            "BENCH_EXTERNAL_JWKS": str(self.jwks),
             "NGINX_USER_DIRECTIVE": user_directive,
         }))
         with open(self.log, "ab") as log:

@@ -69,10 +69,10 @@ def summarise(runs, names, concurrencies):
 
 
 def print_table(table):
-    print(f"\n{'scenario':<14} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'/no-auth':>9} {'/floor':>7}"
+    print(f"\n{'scenario':<18} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'/no-auth':>9} {'/floor':>7}"
           f" {'/external':>9} {'non-2xx':>8}")
     for row in table:
-        print(f"{row['scenario']:<14} {row['connections']:>5} {row['rps']:>9.0f} {row['p50_ms']:>8.2f}"
+        print(f"{row['scenario']:<18} {row['connections']:>5} {row['rps']:>9.0f} {row['p50_ms']:>8.2f}"
               f" {row['p99_ms']:>8.2f} {row['vs_no_auth']:>9.2f} {row['vs_floor']:>7.2f} {row['vs_external']:>9.2f}"
               f" {row['non_2xx']:>8}")
 

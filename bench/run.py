@@ -4,8 +4,10 @@ The stack is launcher.stack.Stack (the rendered gateway.conf, the same snippet f
 gunicorn configs as `make run`), plus bench/bench.conf.template: a static file served with
 no auth, behind auth_request to an internal 204 (the mechanism's floor), behind auth_request
 to a second Nginx that answers 200 at once (the floor of any validator outside Nginx), behind
-the shipped snippets, and behind them with the verdict micro-cache. wrk runs every scenario at
-every concurrency in interleaved repetitions; the table gives medians. Loopback only.
+the shipped snippets, and behind them with the verdict micro-cache. The validator trusts two
+providers: our auth API and a second one whose key the bench makes (bench/tokens.py), each
+token's iss picking its own. wrk runs every scenario at every concurrency in interleaved
+repetitions; the table gives medians. Loopback only.
 """
 
 import argparse
@@ -75,9 +77,11 @@ def main(argv=None):
     try:
         host = report.machine(bench)
         print("  machine: " + ", ".join(f"{key} {value}" for key, value in host.items()), flush=True)
-        token_files = {f"valid-{count}": mint(bench.stack, out / "tokens", count) for count in (args.small, args.large)}
-        token_files[f"invalid-{args.small}"] = invalid_from(token_files[f"valid-{args.small}"], out / "tokens")
-        token = token_files[f"valid-{args.small}"].read_text().split()[0]
+        # Named by file: valid-N, invalid-N, and the second provider's valid-b-N, invalid-b-N.
+        ours = [mint(bench.stack, out / "tokens", count) for count in (args.small, args.large)]
+        theirs = bench.provider_b.mint(out / "tokens", args.small)
+        files = [*ours, theirs, invalid_from(ours[0], out / "tokens"), invalid_from(theirs, out / "tokens")]
+        token_files = {path.stem: path for path in files}
         chosen = scenarios(args.small, args.large)
         if args.scenarios:
             wanted = set(args.scenarios.split(",")) | set(BASELINES)
@@ -87,23 +91,23 @@ def main(argv=None):
         # Warm-up: every scenario once (fills the verdict caches, Nginx's micro-cache, page cache).
         for scenario in chosen if not args.tiny else ():
             if not scenario.cold:
-                run_scenario(bench, scenario, token_files, token, 32, 1)
+                run_scenario(bench, scenario, token_files, 32, 1)
         runs = []
         total = args.repetitions * len(args.connections) * len(chosen)
         for repetition in range(args.repetitions):
             for connections in args.connections:
                 for scenario in chosen:
-                    summary = run_scenario(bench, scenario, token_files, token, connections, args.seconds)
+                    summary = run_scenario(bench, scenario, token_files, connections, args.seconds)
                     runs.append({"scenario": scenario.name, "connections": connections, "repetition": repetition,
                                  **summary})
-                    print(f"  [{len(runs):>3}/{total}] {scenario.name:<14} -c{connections:<4}"
+                    print(f"  [{len(runs):>3}/{total}] {scenario.name:<18} -c{connections:<4}"
                           f" {summary['rps']:>8.0f} req/s  p99 {summary['p99_us'] / 1000:6.2f} ms", flush=True)
                     if scenario.cold and not args.tiny:
                         # Leave warm verdict caches for the next round's warm scenarios.
                         for warm in chosen:
                             if warm.name not in BASELINES and (
                                     warm.token or (warm.tokens or "").startswith("valid") and not warm.cold):
-                                run_scenario(bench, warm, token_files, token, 32, 1)
+                                run_scenario(bench, warm, token_files, 32, 1)
     finally:
         bench.stop()
 

@@ -14,7 +14,7 @@ class Scenario:
     server: str                 # "plain" or "cached"
     path: str
     tokens: str | None = None   # a token file to rotate through
-    token: bool = False         # one repeated valid token
+    token: str | None = None    # a token file whose first token is repeated
     cold: bool = False          # reload the validator first: every check a verdict-cache miss
     dpop: bool = False          # one DPoP-bound token, a new proof for every request
     description: str = ""
@@ -31,15 +31,24 @@ def scenarios(small, large):
     return [
         Scenario("no-auth", "plain", "/noauth/hello.txt", description="Nginx serving the static file, no auth"),
         Scenario("floor", "plain", "/floor/hello.txt", description="auth_request to an internal 204"),
-        Scenario("external-floor", "plain", "/external/hello.txt", token=True,
+        Scenario("external-floor", "plain", "/external/hello.txt", token=f"valid-{small}",
                  description="auth_request to a second Nginx answering 200 and X-User-Id (unix socket, keepalive),"
                              " one repeated token"),
-        Scenario("one-token", "plain", "/auth/hello.txt", token=True, description="validator, one repeated token"),
+        # Each scenario of our own tokens is followed by the same with the second provider's (provider-b...):
+        # the token's `iss` picks that provider's keys and policy as it picks ours.
+        Scenario("one-token", "plain", "/auth/hello.txt", token=f"valid-{small}",
+                 description="validator, one repeated token"),
+        Scenario("provider-b", "plain", "/auth/hello.txt", token=f"valid-b-{small}",
+                 description="validator, one repeated token of the second provider"),
         Scenario(f"tokens-{label(small)}", "plain", "/auth/hello.txt", tokens=f"valid-{small}",
                  description=f"validator, {small} distinct valid tokens (warm verdict cache)"),
+        Scenario(f"provider-b-{label(small)}", "plain", "/auth/hello.txt", tokens=f"valid-b-{small}",
+                 description=f"validator, {small} distinct valid tokens of the second provider (warm verdict cache)"),
         Scenario("invalid", "plain", "/auth/hello.txt", tokens=f"invalid-{small}",
                  description=f"validator, {small} distinct bad signatures (401)"),
-        Scenario("micro-cache", "cached", "/auth/hello.txt", token=True,
+        Scenario("provider-b-invalid", "plain", "/auth/hello.txt", tokens=f"invalid-b-{small}",
+                 description=f"validator, {small} distinct bad signatures of the second provider (401)"),
+        Scenario("micro-cache", "cached", "/auth/hello.txt", token=f"valid-{small}",
                  description="validator behind the Nginx verdict micro-cache, one token"),
         Scenario("dpop", "plain", "/auth/hello.txt", dpop=True,
                  description="validator, one DPoP-bound token, a new ES256 proof per request (RFC 9449)"),
@@ -52,13 +61,14 @@ def label(count):
     return f"{count // 1000}k" if count % 1000 == 0 else str(count)
 
 
-def run_scenario(bench, scenario, token_files, token, connections, seconds):
+def run_scenario(bench, scenario, token_files, connections, seconds):
     """One wrk run of `scenario` at `connections`; returns wrk's summary."""
     environ, headers, stop_after = {}, [], None
     if scenario.tokens:
         environ["BENCH_TOKENS"] = str(token_files[scenario.tokens])
     if scenario.token:
-        headers.append(f"Authorization: Bearer {token}")
+        with token_files[scenario.token].open() as handle:
+            headers.append(f"Authorization: Bearer {handle.readline().strip()}")
     if scenario.dpop:
         count = max(1, round(seconds)) * DPOP_PROOFS_PER_SECOND
         environ["BENCH_HEADERS"] = str(bench.dpop.write(bench.url(scenario), count))

@@ -1,5 +1,6 @@
 """The bench stack: the shipped stack in build/bench/data, with the bench servers added to its Nginx."""
 
+import json
 import os
 import re
 import signal
@@ -8,7 +9,7 @@ import time
 from pathlib import Path
 
 from bench.external import ZeroCostServer
-from bench.tokens import DpopRequests
+from bench.tokens import DpopRequests, SecondProvider
 from jwtgate.loopback import http_get
 from launcher.stack import Stack, render
 
@@ -31,11 +32,13 @@ class BenchStack:
         self.listen = {"plain": f"127.0.0.1:{free_port()}", "cached": f"127.0.0.1:{free_port()}"}
         # DPoP proofs name the bench servers, which the validator must know as its public origins.
         origins = " ".join(f"http://{listen}" for listen in self.listen.values())
+        self.providers_file = out / "providers.toml"
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
                            environ={**os.environ, "JWTGATE_MICRO_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
-                                    **environ})
+                                    "VALIDATOR_PROVIDERS_FILE": str(self.providers_file), **environ})
         # In the directory the gateway's workers may enter: started as root, they cannot reach `out`.
         self.external = ZeroCostServer(self.stack.worker_dir / "external", self.stack.nginx)
+        self.provider_b = SecondProvider(out / "tokens")
         self.upstream_keepalive = upstream_keepalive
         self.dpop = None
 
@@ -54,6 +57,9 @@ class BenchStack:
             "BENCH_STATIC_DIR": str(static),
             "BENCH_EXTERNAL_SOCKET": str(self.external.socket),
         }))
+        self.external.jwks.parent.mkdir(parents=True, exist_ok=True)
+        self.provider_b.write_jwks(self.external.jwks)
+        self.providers_file.write_text(self.providers_toml())
         try:
             self.stack.prepare()
             if self.upstream_keepalive is not None:
@@ -66,6 +72,21 @@ class BenchStack:
             self.stop()
             raise
         return self
+
+    def providers_toml(self):
+        """The providers file: our auth API as `make run` configures it, and the second provider."""
+        # The token's iss picks the provider (one dict lookup), ours as before: only the file names it now.
+        # The second provider's key set is on the zero-cost server's socket, as ours is on the auth API's.
+        providers = {
+            "jwtgate": {"preset": "jwtgate", "issuer": "jwtgate", "audiences": ["jwtgate-api"],
+                        "jwks_uri": "http://auth-api/.well-known/jwks.json", "socket": self.stack.socket("auth_api")},
+            "provider-b": {"issuer": SecondProvider.ISSUER, "audiences": [SecondProvider.AUDIENCE],
+                           "jwks_uri": "http://provider-b/provider-b/jwks.json", "socket": str(self.external.socket)},
+        }
+        # JSON strings and arrays of strings are TOML's too.
+        return "\n".join(f"[providers.{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
+                                                         for key, value in entry.items())
+                         for name, entry in providers.items())
 
     def _set_upstream_keepalive(self, value):
         # Experiments only (--upstream-keepalive): the shipped number is in the template.

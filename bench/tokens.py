@@ -1,6 +1,7 @@
-"""Bench credentials: valid and forged token files, and DPoP proofs, signed with the stack's own key."""
+"""Bench credentials: valid and forged token files (the stack's key, a second provider's), and DPoP proofs."""
 
 import base64
+import hashlib
 import json
 import os
 import time
@@ -12,12 +13,12 @@ from jwtgate.loopback import http_get
 DPOP_PROOFS_PER_SECOND = 20_000
 
 
-def _mint_chunk(pem, kid, start, count, exp):
+def _mint_chunk(pem, kid, overrides, start, count, exp):
     from tests.minting import RsaSigner, claims, rs256
 
     signer = RsaSigner.from_pem(pem, kid)
     now = int(time.time())
-    return [rs256(signer, claims(now, sub=f"bench-{index}", exp=exp, roles=["user"]))
+    return [rs256(signer, claims(now, sub=f"bench-{index}", exp=exp, roles=["user"], **overrides))
             for index in range(start, start + count)]
 
 
@@ -26,11 +27,14 @@ def _exp_of(token):
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
 
 
-def mint(stack, directory, count, lifetime=6 * 3600):
+def mint(stack, directory, count):
     """A file of `count` valid tokens signed with the stack's key; reused while they have an hour left."""
-    pem, kid = signing_key(stack)
-    path = directory / f"valid-{count}.txt"
-    stamp = directory / f"valid-{count}.kid"
+    return _mint_file(*signing_key(stack), {}, directory / f"valid-{count}.txt", count)
+
+
+def _mint_file(pem, kid, overrides, path, count, lifetime=6 * 3600):
+    """`count` tokens by the key (pem, kid), their claims as tests.minting.claims with overrides, into path."""
+    stamp = path.with_suffix(".kid")
     if path.exists() and stamp.exists() and stamp.read_text() == kid:
         with path.open() as handle:
             if _exp_of(handle.readline().strip()) > time.time() + 3600:
@@ -40,13 +44,44 @@ def mint(stack, directory, count, lifetime=6 * 3600):
     workers = os.cpu_count() or 1
     chunk = -(-count // workers)
     with ProcessPoolExecutor(workers) as pool:
-        parts = pool.map(_mint_chunk, *zip(*[(pem, kid, start, min(chunk, count - start), exp)
+        parts = pool.map(_mint_chunk, *zip(*[(pem, kid, overrides, start, min(chunk, count - start), exp)
                                             for start in range(0, count, chunk)]))
         tokens = [token for part in parts for token in part]
     path.write_text("\n".join(tokens) + "\n")
     stamp.write_text(kid)
-    print(f"  minted {count} tokens in {time.monotonic() - started:.0f}s", flush=True)
+    print(f"  minted {count} tokens ({path.stem}) in {time.monotonic() - started:.0f}s", flush=True)
     return path
+
+
+class SecondProvider:
+    """The bench's second identity provider: an RSA key of its own and its JWKS, tokens shaped like the stack's."""
+
+    # Never fetched: the validator reads this provider's keys from the jwks_uri of bench/stack.py's providers file.
+    ISSUER = "https://provider-b.bench.invalid/"
+    AUDIENCE = "jwtgate-api"
+
+    def __init__(self, directory):
+        """The key in directory/provider-b.pem, made on first use and kept, as the stack keeps its own."""
+        from tests.minting import RsaSigner
+
+        path = directory / "provider-b.pem"
+        if not path.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(RsaSigner().pem)
+            path.chmod(0o600)
+        self.pem = path.read_bytes()
+        jwk = RsaSigner.from_pem(self.pem, "").jwk
+        # The same key keeps the same kid, so its token files are reused between runs.
+        self.kid = "b-" + hashlib.sha256(jwk["n"].encode()).hexdigest()[:16]
+        self.jwk = {**jwk, "kid": self.kid}
+
+    def write_jwks(self, path):
+        path.write_text(json.dumps({"keys": [self.jwk]}) + "\n")
+
+    def mint(self, directory, count):
+        """A file of `count` valid tokens of this provider: the stack's claims with this provider's iss and aud."""
+        return _mint_file(self.pem, self.kid, {"iss": self.ISSUER, "aud": self.AUDIENCE},
+                          directory / f"valid-b-{count}.txt", count)
 
 
 class DpopRequests:
@@ -89,7 +124,7 @@ def invalid_from(valid_path, directory):
     tokens = valid_path.read_text().split()
     forged = [token[:token.rindex(".")] + tokens[(i + 1) % len(tokens)][tokens[(i + 1) % len(tokens)].rindex("."):]
               for i, token in enumerate(tokens)]
-    path = directory / f"invalid-{len(tokens)}.txt"
+    path = directory / valid_path.name.replace("valid", "invalid", 1)
     path.write_text("\n".join(forged) + "\n")
     return path
 
