@@ -13,12 +13,13 @@ import io
 import ipaddress
 import os
 import re
-import socket
 import ssl
 import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+
+from jwtgate.loopback import UnixConnection
 
 DEFAULT_MAX_BYTES = 512 * 1024
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -123,19 +124,6 @@ def _proxy(parts, environ):
     return proxy.hostname, _port(proxy) or 80, headers
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTPConnection that dials a unix socket instead of host:port."""
-
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
 def _context(ca_file):
     """Verification always on: create_default_context checks the chain and the host name."""
     try:
@@ -147,7 +135,7 @@ def _context(ca_file):
 def _connection(parts, target, unix_socket, timeout, ca_file, environ):
     """The connection for this URL, the request target to send on it and any proxy headers."""
     if unix_socket:
-        return _UnixConnection(unix_socket, timeout), target, {}
+        return UnixConnection(unix_socket, timeout), target, {}
     port = parts.port or (443 if parts.scheme == "https" else 80)
     proxy = _proxy(parts, environ)
     if parts.scheme == "https":

@@ -5,7 +5,7 @@ import socket
 import urllib.parse
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
     """HTTPConnection that dials a unix socket instead of host:port."""
 
     def __init__(self, path, timeout):
@@ -25,7 +25,7 @@ def http_get(url, *, unix_socket=None, timeout=2.0, max_bytes=1 << 20, headers=N
     if parts.query:
         target += "?" + parts.query
     if unix_socket:
-        connection = _UnixConnection(unix_socket, timeout)
+        connection = UnixConnection(unix_socket, timeout)
     elif parts.scheme == "https":
         connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout)
     elif parts.scheme == "http":

@@ -9,6 +9,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from validator.providers import PROVIDER_NAME
+
 _NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
 _CLAIM = re.compile(r"([A-Za-z0-9_]{1,64})=([A-Za-z0-9._:/@-]{1,128})")
 _MAX_ITEMS = 32
@@ -51,14 +53,11 @@ def parse(scopes, roles, claims):
     return Requirements(scopes=_names(scopes or ""), roles=_names(roles or ""), claims=tuple(pairs))
 
 
-_PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-
-
 @functools.lru_cache(maxsize=64)
 def providers(value):
     """The provider names a location accepts (`set $jwtgate_providers "a b"`), empty for any."""
     names = frozenset((value or "").split())
-    if len(names) > _MAX_ITEMS or not all(_PROVIDER.fullmatch(name) for name in names):
+    if len(names) > _MAX_ITEMS or not all(PROVIDER_NAME.fullmatch(name) for name in names):
         raise InvalidRequirement("providers")
     return names
 

@@ -75,7 +75,8 @@ PRESETS = {
     },
 }
 
-_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# A provider's name, as entries and `$jwtgate_providers` spell it.
+PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _PATH = re.compile(r"[\x21-\x7e]{1,128}")
 _ISSUER = re.compile(r"[\x21-\x7e]{1,1024}")
 _TYP = re.compile(r"[A-Za-z0-9.+/-]{0,64}")
@@ -98,7 +99,7 @@ class Provider:
     audiences: tuple
     # The claim that names the audience: `aud` (RFC 7519 4.1.3) or, for Cognito, `client_id`.
     audience_claim: str = "aud"
-    # Today's rule for our own tokens: the claim is one string equal to one audience, never an array.
+    # The claim must be one string equal to an audience, never an array (our auth API writes one string).
     exact_audience: bool = False
     # None: keys from discovery on the issuer.
     jwks_uri: str | None = None
@@ -186,7 +187,7 @@ def build(name, entry, problems, *, own_keys=False):
     `own_keys`: the keys come from elsewhere (a shared secret), so the issuer need not lead to discovery.
     """
     where = f"[providers.{name}]"
-    if not _NAME.fullmatch(name):
+    if not PROVIDER_NAME.fullmatch(name):
         problems.add(where, "a provider name is 1-32 characters: a-z first, then a-z, 0-9, _ or -")
         return None
     if not isinstance(entry, dict):
