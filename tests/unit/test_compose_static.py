@@ -148,7 +148,7 @@ def test_the_compose_environment_binds_each_config_where_the_gateway_looks(compo
 
 def test_gateway_renders_our_template_with_the_images_envsubst(compose, tmp_path):
     gateway = compose["services"]["gateway"]
-    assert re.fullmatch(r"nginxinc/nginx-unprivileged:1\.\d+(-bookworm)?", gateway["image"])
+    assert re.fullmatch(r"nginxinc/nginx-unprivileged:1\.\d+(-bookworm)?(@sha256:[0-9a-f]{64})?", gateway["image"])
     environment = gateway["environment"]
     used = set(re.findall(r"\$\{(NGINX_[A-Z_]+)\}", TEMPLATE.read_text()))
     assert used == set(environment) - {"NGINX_ENVSUBST_FILTER"}
