@@ -184,7 +184,7 @@ def test_the_validator_needs_only_the_public_keys_and_redis(compose):
     validator = compose["services"]["validator"]
     assert "volumes" not in validator
     # Its data directory holds per-container scratch files only.
-    assert DATA_DIR in validator["tmpfs"]
+    assert f"{DATA_DIR}:uid=10001,gid=10001,mode=0700" in validator["tmpfs"]
     environment = validator["environment"]
     assert environment["VALIDATOR_JWKS_URL"] == "http://auth-api:8000/.well-known/jwks.json"
     assert environment["VALIDATOR_REVOCATION_DB"] == compose["services"]["auth-api"]["environment"][
