@@ -198,7 +198,7 @@ def test_the_gateway_writes_only_to_its_tmpfs(compose):
     # The unprivileged image listens above 1024 and keeps its pid and temporary files in /tmp; the
     # templates step writes conf.d.
     assert int(gateway["environment"]["NGINX_LISTEN"]) > 1024
-    assert {"/tmp", "/etc/nginx/conf.d"} <= set(gateway["tmpfs"])
+    assert gateway["tmpfs"] == ["/tmp", "/etc/nginx/conf.d:uid=101,gid=101,mode=0755"]
     assert gateway["environment"].get("NGINX_ENVSUBST_OUTPUT_DIR", "/etc/nginx/conf.d") == "/etc/nginx/conf.d"
 
 
