@@ -6,6 +6,9 @@
 # Keys, the user database and every setting come at run time (volume, environment),
 # never from the image. docker-compose.yml runs it; see the README.
 
+# Pinned by tag here; pin by digest for a reproducible build, and re-pin on each base image
+# release (docs/operations.md, "Container images"):
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # Builder: wheels of the project and of its pinned dependencies, nothing installed.

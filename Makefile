@@ -93,8 +93,12 @@ down: ## Stop the Docker Compose deployment (keeps the auth-data volume)
 SCALE_COMPOSE := $(COMPOSE) -f docker-compose.yml -f docker-compose.scale.yml
 
 .PHONY: up-scale down-scale
-up-scale: ## Start the scaled-out Compose deployment: Redis, PostgreSQL, validator and auth API replicas
+up-scale: postgres-password.txt ## Start the scaled-out Compose deployment: Redis, PostgreSQL, validator and auth API replicas
 	$(SCALE_COMPOSE) up --build --detach --wait
+
+# The scale file's Compose secret, made once; PostgreSQL keeps the first one in its volume.
+postgres-password.txt:
+	python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
 down-scale: ## Stop the scaled-out Compose deployment (keeps its volumes)
 	$(SCALE_COMPOSE) down

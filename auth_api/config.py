@@ -41,6 +41,9 @@ class Settings:
     public_origins: frozenset = frozenset()
     # Scaling out (README): empty means the SQLite files in data_dir.
     database_url: str = ""
+    # The PostgreSQL password, kept out of the URL so it can come from a file (a Compose or
+    # Kubernetes secret): AUTH_DATABASE_PASSWORD_FILE.
+    database_password: bytes | None = field(default=None, repr=False)
     revocation_store: str = ""
     lockout_store: str = ""
     # Login and refresh DPoP proofs' replay cache: empty, <data_dir>/dpop-replay-auth.db; or a redis:// URL.
@@ -88,6 +91,9 @@ class Settings:
         database_url = reader.text("DATABASE_URL", "")
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
             reader.problem("DATABASE_URL", "must be a postgresql:// URL (empty: SQLite in the data directory)")
+        database_password = reader.secret("DATABASE_PASSWORD")
+        if database_password is not None and not database_url:
+            reader.problem("DATABASE_PASSWORD", "needs AUTH_DATABASE_URL (SQLite has no password)")
         revocation_store = reader.text("REVOCATION_DB", "")
         lockout_store = reader.text("LOCKOUT_DB", "")
         if lockout_store and not lockout_store.startswith(("redis://", "rediss://", "unix://")):
@@ -129,6 +135,7 @@ class Settings:
             allowed_origins=allowed_origins,
             public_origins=public_origins,
             database_url=database_url,
+            database_password=database_password,
             revocation_store=revocation_store,
             lockout_store=lockout_store,
             dpop_replay_store=dpop_replay_store,

@@ -95,7 +95,7 @@ class PostgresDatabase:
 
     engine = "postgresql"
 
-    def __init__(self, url, *, max_size=8):
+    def __init__(self, url, *, password=None, max_size=8):
         import psycopg_pool
 
         self.url = url
@@ -107,7 +107,15 @@ class PostgresDatabase:
                                                  # restart) is replaced, not handed out to fail: one
                                                  # round trip per request, beside argon2's 50 ms.
                                                  check=psycopg_pool.ConnectionPool.check_connection,
-                                                 kwargs={"connect_timeout": 5})
+                                                 kwargs=self.connect_kwargs(password))
+
+    @staticmethod
+    def connect_kwargs(password):
+        """psycopg's connection arguments: a password given apart overrides any in the URL."""
+        kwargs = {"connect_timeout": 5}
+        if password is not None:
+            kwargs["password"] = password.decode()
+        return kwargs
 
     @property
     def integrity_error(self):
@@ -149,6 +157,6 @@ class PostgresDatabase:
         self._pool.close()
 
 
-def open_database(target):
+def open_database(target, *, password=None):
     """The database a URL or path names: postgresql://... for PostgreSQL, else a SQLite file path."""
-    return PostgresDatabase(target) if is_postgres_url(target) else SqliteDatabase(target)
+    return PostgresDatabase(target, password=password) if is_postgres_url(target) else SqliteDatabase(target)

@@ -143,7 +143,7 @@ class UserStore:
         """
         os.makedirs(settings.data_dir, exist_ok=True)
         target = settings.database_url or os.path.join(settings.data_dir, "auth.db")
-        store = cls(open_database(target), clock=clock)
+        store = cls(open_database(target, password=settings.database_password), clock=clock)
         if upgrade if upgrade is not None else not is_postgres_url(target):
             store.migrate()
         elif (version := store.applied_version()) != len(MIGRATIONS):

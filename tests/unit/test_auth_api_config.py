@@ -5,6 +5,7 @@ import os
 import pytest
 
 from auth_api.config import Settings
+from auth_api.database import PostgresDatabase
 from jwtgate.settings import ConfigError
 
 
@@ -124,3 +125,22 @@ def test_the_dpop_replay_cache_is_sqlite_or_a_redis_url():
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"AUTH_DPOP_REPLAY_DB": "/var/lib/replay.db"})
     assert [name for name, _ in raised.value.problems] == ["AUTH_DPOP_REPLAY_DB"]
+
+
+def test_the_database_password_comes_from_a_file_and_never_shows(tmp_path):
+    password = tmp_path / "postgres-password"
+    password.write_text("from-a-secret\n")
+    settings = Settings.from_env({"AUTH_DATABASE_URL": "postgresql://jwtgate@db/jwtgate",
+                                  "AUTH_DATABASE_PASSWORD_FILE": str(password)})
+    assert settings.database_password == b"from-a-secret"
+    assert "from-a-secret" not in repr(settings)
+
+
+def test_a_database_password_without_a_database_url_stops_start_up():
+    with pytest.raises(ConfigError, match="AUTH_DATABASE_PASSWORD: needs AUTH_DATABASE_URL"):
+        Settings.from_env({"AUTH_DATABASE_PASSWORD": "x"})
+
+
+def test_the_database_password_overrides_the_urls_for_psycopg():
+    assert PostgresDatabase.connect_kwargs(b"from-a-secret") == {"connect_timeout": 5, "password": "from-a-secret"}
+    assert PostgresDatabase.connect_kwargs(None) == {"connect_timeout": 5}

@@ -175,3 +175,35 @@ def test_logins_delete_expired_sessions_and_their_refresh_tokens_and_keep_live_o
     sessions.start("alice")
     assert store.session_of(refresh_hash("p" * 43)) is None
     assert store.revoke_user_sessions("alice") == 4
+
+
+@pytest.mark.integration
+def test_postgresql_gets_the_password_from_auth_database_password_file(tmp_path, postgres_server):
+    import psycopg
+
+    # A role that must prove a password (SCRAM) even on this otherwise trusting test cluster.
+    role, database = "jwtgate_scram", "jwtgate_scram"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {database}")
+        connection.execute(f"DROP ROLE IF EXISTS {role}")
+        connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'right-password-from-a-file'")
+        connection.execute(f"CREATE DATABASE {database} OWNER {role}")
+        hba = postgres_server.data / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        connection.execute("SELECT pg_reload_conf()")
+    url = f"postgresql://{role}@127.0.0.1:{postgres_server.port}/{database}"
+    password = tmp_path / "postgres-password"
+    password.write_text("right-password-from-a-file\n")
+    environ = {"JWTGATE_DATA_DIR": str(tmp_path), "AUTH_DATABASE_URL": url}
+    store = UserStore.open(Settings.from_env({**environ, "AUTH_DATABASE_PASSWORD_FILE": str(password)}),
+                           upgrade=True)
+    try:
+        store.add_user("alice", "hash")
+    finally:
+        store.close()
+    # Control: the same URL with no password, and with a wrong one, is refused.
+    password.write_text("wrong-password\n")
+    for settings in (Settings.from_env(environ),
+                     Settings.from_env({**environ, "AUTH_DATABASE_PASSWORD_FILE": str(password)})):
+        with pytest.raises(Exception, match="password|timeout|couldn't get a connection"):
+            UserStore.open(settings, upgrade=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from auth_api.config import Settings as AuthSettings
-from tests.compose_support import check_compose_schema, load_yaml
+from tests.compose_support import assert_locked_down, check_compose_schema, load_yaml
 from validator.config import Settings as ValidatorSettings
 
 
@@ -26,7 +26,8 @@ def merged():
                 service[key] = {**service[key], **value}
             else:
                 service[key] = value
-    return {"services": services, "volumes": {**base["volumes"], **scale["volumes"]}}
+    return {"services": services, "volumes": {**base["volumes"], **scale["volumes"]},
+            "secrets": scale["secrets"]}
 
 
 def test_scale_file_validates_against_the_compose_specification():
@@ -46,10 +47,37 @@ def test_replicas_and_shared_state(merged):
     assert {"redis-data", "postgres-data", "auth-data"} <= set(merged["volumes"])
 
 
-def test_merged_environments_are_valid_settings_on_the_shared_services(merged):
+def test_every_merged_service_is_locked_down(merged):
+    assert_locked_down(merged["services"])
+
+
+def test_postgres_proves_a_password_from_a_secret(merged):
+    postgres = merged["services"]["postgres"]
+    environment = postgres["environment"]
+    assert "trust" not in str(environment)
+    assert environment["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert "POSTGRES_PASSWORD" not in environment
+    (secret,) = merged["secrets"]
+    assert merged["secrets"][secret] == {"file": "./postgres-password.txt"}
+    assert environment["POSTGRES_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+    for name in ("postgres", "auth-init", "auth-api"):
+        assert merged["services"][name]["secrets"] == [secret], name
+    assert {name for name, service in merged["services"].items() if "secrets" in service} == \
+        {"postgres", "auth-init", "auth-api"}
+    assert "/postgres-password.txt" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_merged_environments_are_valid_settings_on_the_shared_services(merged, tmp_path):
     services = merged["services"]
-    auth = AuthSettings.from_env({key: str(value) for key, value in services["auth-api"]["environment"].items()})
+    environment = {key: str(value) for key, value in services["auth-api"]["environment"].items()}
+    # The secret as Compose mounts it: the auth API reads the same file PostgreSQL was initialised with.
+    password = tmp_path / "postgres-password"
+    password.write_text("s3cret-from-the-file\n")
+    assert environment["AUTH_DATABASE_PASSWORD_FILE"] == services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"]
+    auth = AuthSettings.from_env({**environment, "AUTH_DATABASE_PASSWORD_FILE": str(password)})
+    assert auth.database_password == b"s3cret-from-the-file"
     assert auth.database_url.startswith("postgresql://") and "@postgres:" in auth.database_url
+    assert ":" not in auth.database_url.split("@")[0].removeprefix("postgresql://")
     assert auth.revocation_db == auth.lockout_store == auth.dpop_replay_store == "redis://redis:6379/0"
     init = services["auth-init"]["environment"]
     assert init["AUTH_DATABASE_URL"] == auth.database_url

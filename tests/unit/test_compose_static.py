@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from launcher.stack import Stack
-from tests.compose_support import check_compose_schema, load_yaml
+from tests.compose_support import assert_locked_down, check_compose_schema, load_yaml
+from validator.config import Settings as ValidatorSettings
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ COLLECTION = ROOT / "postman" / "jwtgate.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "jwtgate.postman_environment.json"
 # Compose service name -> the Python package `make run` starts with its gunicorn.conf.py.
 PYTHON_SERVICES = {"validator": "validator", "auth-api": "auth_api", "backend": "backend"}
-LONG_RUNNING = ("gateway", *PYTHON_SERVICES)
+LONG_RUNNING = ("gateway", "redis", *PYTHON_SERVICES)
 DATA_DIR = "/var/lib/jwtgate"
 
 
@@ -50,7 +51,7 @@ def test_compose_file_validates_against_the_compose_specification(tmp_path):
 
 
 def test_compose_services(compose):
-    assert set(compose["services"]) == {"gateway", "auth-init", *PYTHON_SERVICES}
+    assert set(compose["services"]) == {"gateway", "auth-init", "redis", *PYTHON_SERVICES}
     for name in LONG_RUNNING:
         service = compose["services"][name]
         assert service["restart"] == "unless-stopped", name
@@ -64,7 +65,7 @@ def test_only_the_gateway_is_published_and_only_on_loopback(compose):
     published = {name: service["ports"] for name, service in compose["services"].items() if "ports" in service}
     assert published == {"gateway": ["127.0.0.1:8080:8080"]}
     assert compose["networks"]["internal"]["internal"] is True
-    for name in ("auth-init", *PYTHON_SERVICES):
+    for name in ("auth-init", "redis", *PYTHON_SERVICES):
         assert compose["services"][name]["networks"] == ["internal"], name
 
 
@@ -73,8 +74,10 @@ def test_start_order_waits_on_health(compose):
     assert services["gateway"]["depends_on"] == {
         name: {"condition": "service_healthy"} for name in PYTHON_SERVICES
     }
-    assert services["validator"]["depends_on"] == {"auth-api": {"condition": "service_healthy"}}
-    assert services["auth-api"]["depends_on"] == {"auth-init": {"condition": "service_completed_successfully"}}
+    assert services["validator"]["depends_on"] == {"auth-api": {"condition": "service_healthy"},
+                                                   "redis": {"condition": "service_healthy"}}
+    assert services["auth-api"]["depends_on"] == {"auth-init": {"condition": "service_completed_successfully"},
+                                                  "redis": {"condition": "service_healthy"}}
     assert services["auth-init"]["entrypoint"] + services["auth-init"]["command"] == [
         "python", "-m", "auth_api", "init",
     ]
@@ -90,15 +93,16 @@ def test_python_healthchecks_probe_the_bound_port(compose):
     assert "http://127.0.0.1:8080/healthz" in compose["services"]["gateway"]["healthcheck"]["test"]
 
 
-def test_auth_data_is_a_named_volume_and_no_secret_is_in_the_file(compose):
+def test_only_the_auth_api_mounts_its_data_and_no_secret_is_in_the_file(compose):
     assert "auth-data" in compose["volumes"]
-    # The validator reads the auth API's revocations.db there, as in `make run`'s one data directory.
-    for name in ("auth-init", "auth-api", "validator"):
+    # The private signing keys and the password hashes: the auth API and its init step, nobody else.
+    mounting = {name for name, service in compose["services"].items()
+                if any(volume.split(":")[0] == "auth-data" for volume in service.get("volumes", []))}
+    assert mounting == {"auth-init", "auth-api"}
+    for name in mounting:
         service = compose["services"][name]
         assert service["volumes"] == [f"auth-data:{DATA_DIR}"], name
         assert service["environment"]["JWTGATE_DATA_DIR"] == DATA_DIR, name
-    for name in ("gateway", "backend"):
-        assert not any("auth-data" in volume for volume in compose["services"][name].get("volumes", [])), name
     for name, service in compose["services"].items():
         for variable in service.get("environment", {}):
             assert not re.search(r"SECRET|PASSWORD|TOKEN|PRIVATE", variable), (name, variable)
@@ -144,7 +148,7 @@ def test_the_compose_environment_binds_each_config_where_the_gateway_looks(compo
 
 def test_gateway_renders_our_template_with_the_images_envsubst(compose, tmp_path):
     gateway = compose["services"]["gateway"]
-    assert re.fullmatch(r"nginx:1\.\d+(-bookworm)?", gateway["image"])
+    assert re.fullmatch(r"nginxinc/nginx-unprivileged:1\.\d+(-bookworm)?(@sha256:[0-9a-f]{64})?", gateway["image"])
     environment = gateway["environment"]
     used = set(re.findall(r"\$\{(NGINX_[A-Z_]+)\}", TEMPLATE.read_text()))
     assert used == set(environment) - {"NGINX_ENVSUBST_FILTER"}
@@ -163,12 +167,39 @@ def test_gateway_renders_our_template_with_the_images_envsubst(compose, tmp_path
     ]
 
 
-def test_python_services_are_locked_down(compose):
+def test_python_services_run_the_image_as_its_user(compose):
+    user = re.search(r"^USER (\d+:\d+)$", DOCKERFILE.read_text(), re.MULTILINE).group(1)
     for name in ("auth-init", *PYTHON_SERVICES):
         service = compose["services"][name]
         assert service["image"] == "jwtgate:local" and service["build"] == {"context": "."}, name
-        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"], name
-        assert service["cap_drop"] == ["ALL"] and service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["user"] == user, name
+        assert "/tmp" in service["tmpfs"], name
+
+
+def test_every_service_is_locked_down(compose):
+    assert_locked_down(compose["services"])
+
+
+def test_the_validator_needs_only_the_public_keys_and_redis(compose):
+    validator = compose["services"]["validator"]
+    assert "volumes" not in validator
+    # Its data directory holds per-container scratch files only.
+    assert f"{DATA_DIR}:uid=10001,gid=10001,mode=0700" in validator["tmpfs"]
+    environment = validator["environment"]
+    assert environment["VALIDATOR_JWKS_URL"] == "http://auth-api:8000/.well-known/jwks.json"
+    assert environment["VALIDATOR_REVOCATION_DB"] == compose["services"]["auth-api"]["environment"][
+        "AUTH_REVOCATION_DB"] == "redis://redis:6379/0"
+    settings = ValidatorSettings.from_env({key: str(value) for key, value in environment.items()})
+    assert settings.revocation_db == settings.dpop_replay_db == "redis://redis:6379/0"
+
+
+def test_the_gateway_writes_only_to_its_tmpfs(compose):
+    gateway = compose["services"]["gateway"]
+    # The unprivileged image listens above 1024 and keeps its pid and temporary files in /tmp; the
+    # templates step writes conf.d.
+    assert int(gateway["environment"]["NGINX_LISTEN"]) > 1024
+    assert gateway["tmpfs"] == ["/tmp", "/etc/nginx/conf.d:uid=101,gid=101,mode=0755"]
+    assert gateway["environment"].get("NGINX_ENVSUBST_OUTPUT_DIR", "/etc/nginx/conf.d") == "/etc/nginx/conf.d"
 
 
 # --- Dockerfile ---------------------------------------------------------------------------
@@ -206,7 +237,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_gunicorn_entrypoint():
     stages = [index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     assert len(stages) == 2
     args = dict(arguments.split("=", 1) for keyword, arguments in instructions if keyword == "ARG")
-    assert re.fullmatch(r"python:3\.11-slim(-bookworm)?", args["PYTHON_IMAGE"])
+    assert re.fullmatch(r"python:3\.11-slim(-bookworm)?(@sha256:[0-9a-f]{64})?", args["PYTHON_IMAGE"])
     assert instructions[stages[0]][1] == "${PYTHON_IMAGE} AS builder"
     final = instructions[stages[1]:]
     assert final[0][1] == "${PYTHON_IMAGE}"

@@ -1,4 +1,5 @@
-"""examples/kubernetes/ without a cluster: the Kubernetes JSON schemas, and what ties the objects to the validator.
+"""examples/kubernetes/ and its external-idp/ variant without a cluster: the Kubernetes JSON schemas, and what
+ties the objects to each other and to the validator.
 
 kubernetes-validate ships the schemas of every Kubernetes release in its wheel, so nothing is
 fetched at test time. Strict mode also refuses fields the schema does not know (a misspelt key).
@@ -12,12 +13,15 @@ import kubernetes_validate
 import pytest
 from ruamel.yaml import YAML
 
+from auth_api.config import Settings as AuthSettings
 from validator import authorization
 from validator.config import CLAIMS_HEADER, DEFAULT_CLAIM_HEADERS, Settings
 
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "examples" / "kubernetes"
+# The same without an auth API, for an external identity provider: applied on its own.
+EXTERNAL = MANIFESTS / "external-idp"
 # An older release that clusters still run, and the newest the pinned kubernetes-validate ships:
 # every field used must exist in both.
 KUBERNETES_VERSIONS = ("1.32", kubernetes_validate.latest_version())
@@ -26,25 +30,42 @@ ANNOTATION = "nginx.ingress.kubernetes.io/"
 REQUIREMENT_HEADERS = {"X-Jwtgate-Require-Scopes", "X-Jwtgate-Require-Roles", "X-Jwtgate-Require-Claims"}
 
 
-def _objects():
+# Which Service a URL in a setting or annotation names: <service>.<namespace>.svc[.cluster.local].
+SERVICE_URL = re.compile(r"\b[a-z]+://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?\b")
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
+def _objects(directory):
     objects = []
-    for path in sorted(MANIFESTS.glob("*.yaml")):
+    for path in sorted(directory.glob("*.yaml")):
         for document in YAML(typ="safe", pure=True).load_all(path.read_text()):
             if document:
-                objects.append((path.name, document))
+                objects.append((str(path.relative_to(MANIFESTS)), document))
     return objects
 
 
-OBJECTS = _objects()
+OBJECTS = _objects(MANIFESTS)
+EXTERNAL_OBJECTS = _objects(EXTERNAL)
+SETS = {"auth-api": OBJECTS, "external-idp": EXTERNAL_OBJECTS}
 
 
-def _kind(kind):
-    return [obj for _, obj in OBJECTS if obj["kind"] == kind]
+def _kind(kind, objects=OBJECTS):
+    return [obj for _, obj in objects if obj["kind"] == kind]
 
 
-def _named(kind, name):
-    (found,) = [obj for obj in _kind(kind) if obj["metadata"]["name"] == name]
+def _named(kind, name, objects=OBJECTS):
+    (found,) = [obj for obj in _kind(kind, objects) if obj["metadata"]["name"] == name]
     return found
+
+
+def _pod_labels(objects):
+    """Each workload's name and the labels its pods carry."""
+    return [(obj["metadata"]["name"], obj["spec"]["template"]["metadata"]["labels"])
+            for kind in WORKLOADS for obj in _kind(kind, objects)]
+
+
+def _selects(selector, labels):
+    return selector["matchLabels"].items() <= labels.items()
 
 
 def _annotations(obj):
@@ -55,8 +76,8 @@ def _protected(ingress):
     return ANNOTATION + "auth-url" in _annotations(ingress)
 
 
-def _validator_container():
-    (container,) = _named("Deployment", "validator")["spec"]["template"]["spec"]["containers"]
+def _validator_container(objects=OBJECTS):
+    (container,) = _named("Deployment", "validator", objects)["spec"]["template"]["spec"]["containers"]
     return container
 
 
@@ -66,8 +87,9 @@ def _validator_settings_env():
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("name, obj", OBJECTS, ids=[f"{name}:{obj['kind']}/{obj['metadata']['name']}"
-                                                    for name, obj in OBJECTS])
+@pytest.mark.parametrize("name, obj", OBJECTS + EXTERNAL_OBJECTS,
+                         ids=[f"{name}:{obj['kind']}/{obj['metadata']['name']}"
+                              for name, obj in OBJECTS + EXTERNAL_OBJECTS])
 def test_every_object_validates_against_the_kubernetes_schema(version, name, obj):
     # SchemaNotFoundError (an unknown kind or apiVersion) fails the test too.
     kubernetes_validate.validate(obj, version, strict=True)
@@ -84,17 +106,143 @@ def test_the_schemas_really_check():
         kubernetes_validate.validate(service, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-def test_every_object_is_in_one_namespace():
-    namespaces = {obj["metadata"].get("namespace") for _, obj in OBJECTS if obj["kind"] != "Namespace"}
-    assert namespaces == {_kind("Namespace")[0]["metadata"]["name"]}
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_every_object_is_in_one_namespace(objects):
+    namespaces = {obj["metadata"].get("namespace") for _, obj in objects if obj["kind"] != "Namespace"}
+    assert namespaces == {_kind("Namespace", objects)[0]["metadata"]["name"]}
+
+
+def _service_references(objects):
+    """(namespace, Service name, port or None, where) for every Service an object names."""
+    for _, obj in objects:
+        namespace = obj["metadata"].get("namespace")
+        texts = [*_annotations(obj).values()]
+        if obj["kind"] == "ConfigMap":
+            texts += obj.get("data", {}).values()
+        for kind in WORKLOADS:
+            if obj["kind"] == kind:
+                pod = obj["spec"]["template"]["spec"]
+                texts += [variable.get("value", "") for container in pod.get("initContainers", []) + pod["containers"]
+                          for variable in container.get("env", [])]
+        for text in texts:
+            for name, service_namespace in SERVICE_URL.findall(text):
+                port = re.search(rf"{name}\.{service_namespace}\.svc[a-z.]*:(\d+)", text)
+                yield service_namespace, name, port and int(port.group(1)), obj["metadata"]["name"]
+        if obj["kind"] == "Ingress":
+            for rule in obj["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    service = path["backend"]["service"]
+                    yield namespace, service["name"], service["port"]["number"], obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_every_service_a_manifest_names_exists_in_the_set_with_that_port(objects):
+    services = {(obj["metadata"]["namespace"], obj["metadata"]["name"]): {port["port"] for port in obj["spec"]["ports"]}
+                for obj in _kind("Service", objects)}
+    references = list(_service_references(objects))
+    assert len(references) >= 3
+    for namespace, name, port, where in references:
+        assert (namespace, name) in services, (where, name)
+        assert port is None or port in services[namespace, name], (where, name, port)
+    # Each Service reaches pods of the set, on a port they declare.
+    for service in _kind("Service", objects):
+        pods = [(workload, labels) for workload, labels in _pod_labels(objects)
+                if service["spec"]["selector"].items() <= labels.items()]
+        assert pods, service["metadata"]["name"]
+
+
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_every_selector_selects_pods_of_the_set(objects):
+    pods = _pod_labels(objects)
+    selectors = [(obj["metadata"]["name"], obj["spec"]["selector"]) for obj in _kind("PodDisruptionBudget", objects)]
+    for policy in _kind("NetworkPolicy", objects):
+        selectors.append((policy["metadata"]["name"], policy["spec"]["podSelector"]))
+        # A peer with no namespaceSelector is a pod of this namespace, so of this set.
+        selectors += [(policy["metadata"]["name"], peer["podSelector"]) for rule in policy["spec"]["ingress"]
+                      for peer in rule["from"] if "namespaceSelector" not in peer]
+    for name, selector in selectors:
+        assert [workload for workload, labels in pods if _selects(selector, labels)], name
+
+
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_only_the_ingress_controller_reaches_the_validator_and_the_backend(objects):
+    for workload in ("validator", "backend"):
+        labels = _named("Deployment", workload, objects)["spec"]["template"]["metadata"]["labels"]
+        (policy,) = [policy for policy in _kind("NetworkPolicy", objects)
+                     if _selects(policy["spec"]["podSelector"], labels)]
+        (rule,) = policy["spec"]["ingress"]
+        (peer,) = rule["from"]
+        assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+        assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ingress-nginx"}
+    # Every pod of the set is behind some policy.
+    for workload, labels in _pod_labels(objects):
+        assert any(_selects(policy["spec"]["podSelector"], labels) for policy in _kind("NetworkPolicy", objects)), \
+            workload
+
+
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_every_pod_is_unprivileged_bounded_and_probed(objects):
+    for kind in WORKLOADS:
+        for workload in _kind(kind, objects):
+            name = workload["metadata"]["name"]
+            pod = workload["spec"]["template"]["spec"]
+            assert pod["automountServiceAccountToken"] is False, name
+            context = pod["securityContext"]
+            assert context["runAsNonRoot"] is True and context["runAsUser"] > 0, name
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                assert container["securityContext"] == {
+                    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                }, (name, container["name"])
+                resources = container["resources"]
+                assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"], name
+            for container in pod["containers"]:
+                assert "readinessProbe" in container and "livenessProbe" in container, name
+                for probe in ("readinessProbe", "livenessProbe"):
+                    if "httpGet" in container[probe]:
+                        assert container[probe]["httpGet"]["path"] in {"/healthz", "/readyz"}, name
+
+
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_validator_pods_survive_a_drain(objects):
+    labels = _named("Deployment", "validator", objects)["spec"]["template"]["metadata"]["labels"]
+    (budget,) = [budget for budget in _kind("PodDisruptionBudget", objects) if _selects(budget["spec"]["selector"],
+                                                                                         labels)]
+    assert budget["spec"]["minAvailable"] < _named("Deployment", "validator", objects)["spec"]["replicas"]
+
+
+def test_only_the_auth_api_mounts_its_data():
+    claims = {volume["persistentVolumeClaim"]["claimName"]: workload["metadata"]["name"]
+              for workload in _kind("Deployment") for volume in workload["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in volume}
+    assert claims == {"auth-data": "auth-api"}
+    assert _named("Deployment", "auth-api")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_the_auth_api_and_the_validator_share_the_redis_revocation_feed():
+    (source,) = _named("Deployment", "auth-api")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    auth = AuthSettings.from_env(dict(_named("ConfigMap", source["configMapRef"]["name"])["data"]))
+    validator = Settings.from_env({**_validator_settings_env(), "JWTGATE_DATA_DIR": "/var/lib/jwtgate"})
+    assert auth.revocation_store == validator.revocation_db == validator.dpop_replay_db
+    assert validator.revocation_db.startswith("redis://redis.")
+
+
+def test_the_external_provider_set_has_no_auth_api_and_keys_by_discovery():
+    (source,) = _validator_container(EXTERNAL_OBJECTS)["envFrom"]
+    env = dict(_named("ConfigMap", source["configMapRef"]["name"], EXTERNAL_OBJECTS)["data"])
+    settings = Settings.from_env({**env, "JWTGATE_DATA_DIR": "/var/lib/jwtgate"})
+    assert settings.jwks_url is None and settings.issuer.startswith("https://")
+    assert "VALIDATOR_ALLOW_HTTP" not in env
+    names = {obj["metadata"]["name"] for _, obj in EXTERNAL_OBJECTS}
+    assert not {"auth-api", "auth-data", "redis"} & names
 
 
 def test_validator_settings_are_valid_and_listen_on_the_service_port():
     env = _validator_settings_env()
     # What the validator's gunicorn config reads at start: any bad value would stop the pod.
     settings = Settings.from_env({**env, "JWTGATE_DATA_DIR": "/var/lib/jwtgate"})
-    assert settings.revocation_db is None
-    assert settings.jwks_url.startswith("http://auth-api.")
+    assert settings.jwks_url == "http://auth-api.jwtgate.svc.cluster.local:8000/.well-known/jwks.json"
     container = _validator_container()
     assert container["args"] == ["-c", "validator/gunicorn.conf.py"]
     (port,) = container["ports"]
@@ -158,9 +306,14 @@ def test_the_admin_ingress_sends_a_requirement_the_validator_reads():
     assert not [key for ingress in _kind("Ingress") for key in _annotations(ingress) if key.endswith("-snippet")]
 
 
-def test_only_public_paths_skip_the_validator():
-    for ingress in _kind("Ingress"):
+@pytest.mark.parametrize("objects", SETS.values(), ids=SETS)
+def test_only_public_paths_skip_the_validator(objects):
+    for ingress in _kind("Ingress", objects):
         if _protected(ingress):
             continue
-        paths = [path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
-        assert paths and all(path.startswith("/api/public") for path in paths), ingress["metadata"]["name"]
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                # The auth API's routes take credentials or a refresh token, and the JWKS is public.
+                public = ("/api/auth", "/.well-known/jwks.json") if path["backend"]["service"]["name"] == "auth-api" \
+                    else ("/api/public",)
+                assert path["path"].startswith(public), ingress["metadata"]["name"]
