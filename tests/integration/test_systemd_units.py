@@ -95,6 +95,17 @@ def test_the_check_catches_a_misspelt_option_and_a_missing_command(tmp_path):
     assert missing.returncode != 0 and "/opt/jwtgate/bin/absent" in missing.stderr
 
 
+@needs_systemd_analyze
+@pytest.mark.parametrize("service", sorted(UNITS))
+def test_systemd_analyze_security_rates_each_units_exposure_at_most_2(service, tmp_path):
+    root = systemd_root(tmp_path, {UNITS[service].name: UNITS[service].read_text()})
+    # --threshold=20: fail above an exposure of 2.0 (systemd calls 1.0 to 4.9 "OK", 5.0 up "MEDIUM" and worse).
+    result = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=yes", "--threshold=20", f"--root={root}",
+                             str(root / "etc/systemd/system" / UNITS[service].name)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-600:]
+
+
 class UnitCommand:
     """A unit's Exec lines and environment, run as systemd would, with its paths moved under tmp_path."""
 
