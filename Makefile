@@ -45,11 +45,13 @@ chromium: ## Install Debian's chromium when it is missing (as root), or say how
 	    echo "chromium is not installed: run 'sudo apt-get install chromium' (Debian's package), then retry." >&2; exit 1; \
 	  fi; }
 
-# The servers the tests start themselves: Redis and PostgreSQL (scale-out), wrk (the tiny bench).
-servers: ## Install Debian's redis-server, postgresql and wrk when missing (as root), or say how
+# The servers the tests start themselves: Redis and PostgreSQL (scale-out), wrk (the tiny bench);
+# and systemd-analyze, which checks examples/systemd/ (systemd's package, not systemd as init).
+servers: ## Install Debian's redis-server, postgresql, wrk and systemd when missing (as root), or say how
 	@missing=""; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	  command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	  [ -z "$$missing" ] || { \
 	    if [ "$$(id -u)" = 0 ]; then \
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
