@@ -15,6 +15,8 @@ from launcher.stack import Stack, render
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 SERVICES = ("auth_api", "backend", "validator", "nginx")
+# The auth API's issuer in every bench stack (RFC 2606 .invalid: a name, never looked up).
+BENCH_ISSUER = "http://bench.jwtgate.invalid"
 
 
 def free_port():
@@ -31,9 +33,12 @@ class BenchStack:
         self.listen = {"plain": f"127.0.0.1:{free_port()}", "cached": f"127.0.0.1:{free_port()}"}
         # DPoP proofs name the bench servers, which the validator must know as its public origins.
         origins = " ".join(f"http://{listen}" for listen in self.listen.values())
+        # One issuer for every bench stack, whatever port it listens on: the minted token files are kept
+        # between runs, and the memory phase's stack reads the main one's. The validator finds the keys
+        # from it by discovery all the same, over the auth API's socket.
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
                            environ={**os.environ, "JWTGATE_MICRO_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
-                                    **environ})
+                                    "AUTH_ISSUER": BENCH_ISSUER, **environ})
         # In the directory the gateway's workers may enter: started as root, they cannot reach `out`.
         self.external = ZeroCostServer(self.stack.worker_dir / "external", self.stack.nginx)
         self.upstream_keepalive = upstream_keepalive

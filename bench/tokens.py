@@ -12,12 +12,12 @@ from jwtgate.loopback import http_get
 DPOP_PROOFS_PER_SECOND = 20_000
 
 
-def _mint_chunk(pem, kid, start, count, exp):
+def _mint_chunk(pem, kid, issuer, start, count, exp):
     from tests.minting import RsaSigner, claims, rs256
 
     signer = RsaSigner.from_pem(pem, kid)
     now = int(time.time())
-    return [rs256(signer, claims(now, sub=f"bench-{index}", exp=exp, roles=["user"]))
+    return [rs256(signer, claims(now, iss=issuer, sub=f"bench-{index}", exp=exp, roles=["user"]))
             for index in range(start, start + count)]
 
 
@@ -27,11 +27,11 @@ def _exp_of(token):
 
 
 def mint(stack, directory, count, lifetime=6 * 3600):
-    """A file of `count` valid tokens signed with the stack's key; reused while they have an hour left."""
+    """A file of `count` valid tokens of the stack's key and issuer; reused while they have an hour left."""
     pem, kid = signing_key(stack)
     path = directory / f"valid-{count}.txt"
     stamp = directory / f"valid-{count}.kid"
-    if path.exists() and stamp.exists() and stamp.read_text() == kid:
+    if path.exists() and stamp.exists() and stamp.read_text() == f"{kid} {stack.issuer}":
         with path.open() as handle:
             if _exp_of(handle.readline().strip()) > time.time() + 3600:
                 return path
@@ -40,11 +40,11 @@ def mint(stack, directory, count, lifetime=6 * 3600):
     workers = os.cpu_count() or 1
     chunk = -(-count // workers)
     with ProcessPoolExecutor(workers) as pool:
-        parts = pool.map(_mint_chunk, *zip(*[(pem, kid, start, min(chunk, count - start), exp)
+        parts = pool.map(_mint_chunk, *zip(*[(pem, kid, stack.issuer, start, min(chunk, count - start), exp)
                                             for start in range(0, count, chunk)]))
         tokens = [token for part in parts for token in part]
     path.write_text("\n".join(tokens) + "\n")
-    stamp.write_text(kid)
+    stamp.write_text(f"{kid} {stack.issuer}")
     print(f"  minted {count} tokens in {time.monotonic() - started:.0f}s", flush=True)
     return path
 
@@ -59,8 +59,8 @@ class DpopRequests:
         self.key = DpopKey.generate("ES256")
         signer = RsaSigner.from_pem(*signing_key(stack))
         now = int(time.time())
-        self.token = rs256(signer, claims(now, sub="bench-dpop", exp=now + 6 * 3600, roles=["user"],
-                                          cnf={"jkt": self.key.thumbprint}))
+        self.token = rs256(signer, claims(now, iss=stack.issuer, sub="bench-dpop", exp=now + 6 * 3600,
+                                          roles=["user"], cnf={"jkt": self.key.thumbprint}))
         self.path = directory / "dpop-requests.txt"
 
     def write(self, url, count):

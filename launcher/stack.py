@@ -123,6 +123,11 @@ class Stack:
     def url(self):
         return f"http://{self.listen}"
 
+    @property
+    def issuer(self):
+        """The `iss` of the auth API's tokens: AUTH_ISSUER, by default the gateway's URL."""
+        return self.service_env()["AUTH_ISSUER"]
+
     def socket(self, service):
         return str(self.run_dir / f"{service}.sock")
 
@@ -175,14 +180,20 @@ class Stack:
         # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
         env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
         env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)
+        # The auth API's issuer is the gateway's URL, which publishes its RFC 8414 metadata there
+        # (auth_api/metadata.py): a verifier that knows only the issuer finds its keys.
+        env.setdefault("AUTH_ISSUER", self.url)
         if "VALIDATOR_PROVIDERS_FILE" in env:
             return env
         # Our auth API as the one provider, named so a location can accept its tokens alone
         # (/api/staff/), its tokens in RFC 9068 shape with a jti in each (validator/providers.py PRESETS).
         env.setdefault("VALIDATOR_PROVIDER_NAME", "jwtgate")
         env.setdefault("VALIDATOR_PROVIDER_PRESET", "jwtgate")
+        env.setdefault("VALIDATOR_ISSUER", env["AUTH_ISSUER"])
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
-            env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
+            # Found like any other provider's: RFC 8414 metadata on the issuer, then the jwks_uri it names.
+            # Both fetches go over the auth API's socket, which the gateway's public URL leads to anyway.
+            env.setdefault("VALIDATOR_DISCOVERY", "oauth")
             env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))
         return env
 
