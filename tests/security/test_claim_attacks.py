@@ -30,6 +30,11 @@ def signed(stack_signer, stack_claims):
 _MISSING = object()
 
 
+def _other_scheme(url):
+    scheme, _, rest = url.partition("://")
+    return f"{'https' if scheme == 'http' else 'http'}://{rest}"
+
+
 def test_control_the_genuine_token_passes(gate, signed):
     # Every case below differs from this token in one claim only.
     answer, hits = gate.send(token=signed())
@@ -85,7 +90,7 @@ def test_expired_beyond_leeway(gate, signed, ago):
 
 @pytest.mark.parametrize("iss", [
     lambda ours: "https://evil.example", lambda ours: ours.upper(), lambda ours: ours + " ", lambda ours: ours + "/",
-    lambda ours: ours.replace("http://", "https://"), lambda ours: "", lambda ours: [ours], lambda ours: None,
+    lambda ours: _other_scheme(ours), lambda ours: "", lambda ours: [ours], lambda ours: None,
     lambda ours: 1, lambda ours: ISSUER,
 ], ids=["other", "case", "trailing-space", "trailing-slash", "other-scheme", "empty", "list", "null", "int",
         "the-default-issuer"])

@@ -84,8 +84,7 @@ def test_an_issuer_with_a_path_has_its_metadata_at_the_path_inserted_url(tmp_pat
 @pytest.mark.parametrize("issuer", ["jwtgate", "urn:example:jwtgate", "ftp://login.example",
                                    "https://login.example/?tenant=a", "https://user@login.example",
                                    "https://login.example/{tenant}", "https://login.example/a%2Fb"])
-def test_an_issuer_that_is_not_an_http_url_has_no_metadata_and_start_up_says_why(tmp_path, keyring, clock, caplog,
-                                                                                 issuer):
+def test_an_issuer_no_metadata_url_fits_has_none_and_start_up_says_why(tmp_path, keyring, clock, caplog, issuer):
     with caplog.at_level(logging.INFO, logger="auth_api"):
         client = client_for(tmp_path, keyring, clock, issuer)
     assert client.simulate_get(METADATA).status_code == 404
