@@ -15,6 +15,7 @@ from auth_api.access import AccessTokenChecker
 from auth_api.dpop import TokenEndpointProofs
 from auth_api.storage import UNAVAILABLE, open_failure_counters, open_revocations
 from auth_api.limits import UNTHROTTLED, LockoutPolicy, LoginThrottle
+from auth_api.metadata import JWKS_PATH, server_metadata
 from auth_api.metrics import Metrics
 from auth_api.resources import (
     DemoLogin,
@@ -23,6 +24,7 @@ from auth_api.resources import (
     Login,
     Logout,
     Refresh,
+    ServerMetadata,
 )
 from auth_api.sessions import Sessions
 from auth_api.store import UserStore
@@ -68,7 +70,7 @@ def handle_unavailable(req, resp, error, params):
 
 
 def create_app(settings, *, store, keyring, revocations, clock, throttle=None, proofs=None):
-    """The WSGI app serving login, refresh, logout, the JWKS and the health check."""
+    """The WSGI app serving login, refresh, logout, the JWKS, the server metadata and the health check."""
     sessions = Sessions(settings, store=store, revocations=revocations, clock=clock)
     # DPoP proofs at login and refresh (RFC 9449 section 5); the replay cache opens on first use.
     proofs = TokenEndpointProofs.open(settings, clock) if proofs is None else proofs
@@ -85,7 +87,14 @@ def create_app(settings, *, store, keyring, revocations, clock, throttle=None, p
                                   proofs=proofs))
     app.add_route("/api/auth/logout", Logout(
         settings, checker=AccessTokenChecker(settings, keyring, clock=clock), sessions=sessions, proofs=proofs))
-    app.add_route("/.well-known/jwks.json", Jwks(keyring))
+    app.add_route(JWKS_PATH, Jwks(keyring))
+    try:
+        path, document = server_metadata(settings.issuer)
+    except ValueError as error:
+        # Verifiers then need our JWKS URL configured: discovery starts from an issuer URL (RFC 8414 section 3).
+        logger.info("authorization server metadata not served", extra={"setting": "AUTH_ISSUER", "reason": str(error)})
+    else:
+        app.add_route(path, ServerMetadata(document))
     app.add_route("/healthz", Health())
     # Not under /api/auth/, so the public gateway never proxies it; see jwtgate-metrics.conf.
     app.add_route("/metrics", Metrics())

@@ -1,4 +1,4 @@
-"""HTTP resources: login, the demo login, the JWKS and the health check."""
+"""HTTP resources: login, the demo login, the JWKS, the server metadata and the health check."""
 
 import json
 import logging
@@ -320,6 +320,18 @@ class Jwks:
         resp.media = self._keyring.jwks()
         # Verifiers that honour this refetch within a minute, so a newly added key is seen soon.
         resp.cache_control = ["public", "max-age=60"]
+
+
+class ServerMetadata:
+    """GET /.well-known/oauth-authorization-server (issuer path appended): RFC 8414 metadata (auth_api.metadata)."""
+
+    def __init__(self, document):
+        self._document = document
+
+    def on_get(self, req, resp):
+        resp.media = self._document
+        # The document changes only with AUTH_ISSUER, that is with a restart.
+        resp.cache_control = ["public", "max-age=3600"]
 
 
 class Health:

@@ -16,6 +16,8 @@ from launcher.stack import Stack, render
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 SERVICES = ("auth_api", "backend", "validator", "nginx")
+# The auth API's issuer in every bench stack (RFC 2606 .invalid: a name, never looked up).
+BENCH_ISSUER = "http://bench.jwtgate.invalid"
 
 
 def free_port():
@@ -33,9 +35,13 @@ class BenchStack:
         # DPoP proofs name the bench servers, which the validator must know as its public origins.
         origins = " ".join(f"http://{listen}" for listen in self.listen.values())
         self.providers_file = out / "providers.toml"
+        # One issuer for every bench stack, whatever port it listens on: the minted token files are kept
+        # between runs, and the memory phase's stack reads the main one's. The validator finds the keys
+        # from it by discovery all the same, over the auth API's socket.
         self.stack = Stack(out / "data", listen=f"127.0.0.1:{free_port()}",
                            environ={**os.environ, "JWTGATE_MICRO_CACHE": "1", "VALIDATOR_PUBLIC_ORIGINS": origins,
-                                    "VALIDATOR_PROVIDERS_FILE": str(self.providers_file), **environ})
+                                    "VALIDATOR_PROVIDERS_FILE": str(self.providers_file), "AUTH_ISSUER": BENCH_ISSUER,
+                                    **environ})
         # In the directory the gateway's workers may enter: started as root, they cannot reach `out`.
         self.external = ZeroCostServer(self.stack.worker_dir / "external", self.stack.nginx)
         self.provider_b = SecondProvider(out / "tokens")
@@ -78,8 +84,8 @@ class BenchStack:
         # The token's iss picks the provider (one dict lookup), ours as before: only the file names it now.
         # The second provider's key set is on the zero-cost server's socket, as ours is on the auth API's.
         providers = {
-            "jwtgate": {"preset": "jwtgate", "issuer": "jwtgate", "audiences": ["jwtgate-api"],
-                        "jwks_uri": "http://auth-api/.well-known/jwks.json", "socket": self.stack.socket("auth_api")},
+            "jwtgate": {"preset": "jwtgate", "issuer": BENCH_ISSUER, "audiences": ["jwtgate-api"], "metadata": "oauth",
+                        "socket": self.stack.socket("auth_api")},
             "provider-b": {"issuer": SecondProvider.ISSUER, "audiences": [SecondProvider.AUDIENCE],
                            "jwks_uri": "http://provider-b/provider-b/jwks.json", "socket": str(self.external.socket)},
         }

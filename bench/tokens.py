@@ -28,14 +28,16 @@ def _exp_of(token):
 
 
 def mint(stack, directory, count):
-    """A file of `count` valid tokens signed with the stack's key; reused while they have an hour left."""
-    return _mint_file(*signing_key(stack), {}, directory / f"valid-{count}.txt", count)
+    """A file of `count` valid tokens of the stack's key and issuer; reused while they have an hour left."""
+    return _mint_file(*signing_key(stack), {"iss": stack.issuer}, directory / f"valid-{count}.txt", count)
 
 
 def _mint_file(pem, kid, overrides, path, count, lifetime=6 * 3600):
     """`count` tokens by the key (pem, kid), their claims as tests.minting.claims with overrides, into path."""
     stamp = path.with_suffix(".kid")
-    if path.exists() and stamp.exists() and stamp.read_text() == kid:
+    # The key and the claims that set it apart (the issuer): a file minted for either other is minted anew.
+    label = f"{kid} {json.dumps(overrides, sort_keys=True)}"
+    if path.exists() and stamp.exists() and stamp.read_text() == label:
         with path.open() as handle:
             if _exp_of(handle.readline().strip()) > time.time() + 3600:
                 return path
@@ -48,7 +50,7 @@ def _mint_file(pem, kid, overrides, path, count, lifetime=6 * 3600):
                                             for start in range(0, count, chunk)]))
         tokens = [token for part in parts for token in part]
     path.write_text("\n".join(tokens) + "\n")
-    stamp.write_text(kid)
+    stamp.write_text(label)
     print(f"  minted {count} tokens ({path.stem}) in {time.monotonic() - started:.0f}s", flush=True)
     return path
 
@@ -94,8 +96,8 @@ class DpopRequests:
         self.key = DpopKey.generate("ES256")
         signer = RsaSigner.from_pem(*signing_key(stack))
         now = int(time.time())
-        self.token = rs256(signer, claims(now, sub="bench-dpop", exp=now + 6 * 3600, roles=["user"],
-                                          cnf={"jkt": self.key.thumbprint}))
+        self.token = rs256(signer, claims(now, iss=stack.issuer, sub="bench-dpop", exp=now + 6 * 3600,
+                                          roles=["user"], cnf={"jkt": self.key.thumbprint}))
         self.path = directory / "dpop-requests.txt"
 
     def write(self, url, count):

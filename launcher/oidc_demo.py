@@ -88,7 +88,7 @@ class OidcDemo:
             found.append(("JWTGATE_OIDC_DEMO_LISTEN", "the demo needs node_modules/oidc-provider: run 'npm ci'"))
         return found
 
-    def prepare(self, auth_api_socket):
+    def prepare(self, auth_api_socket, auth_api_issuer):
         """New signing keys (RS256 and ES256, private, 0600) and the providers file: our auth API and the demo."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.jwks_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -96,13 +96,13 @@ class OidcDemo:
         with open(fd, "w") as keys:
             json.dump({"keys": [private_jwk("RS256"), private_jwk("ES256")]}, keys)
         self.providers_path.write_text("\n".join([
-            "# Written by `make demo` at each start: our auth API (its JWKS over its unix socket) and the",
-            "# OpenID provider demo, found by discovery.",
+            "# Written by `make demo` at each start: our auth API (its RFC 8414 metadata over its unix socket)",
+            "# and the OpenID provider demo, both found by discovery.",
             "[providers.jwtgate]",
             'preset = "jwtgate"',
-            'issuer = "jwtgate"',
+            f"issuer = {json.dumps(auth_api_issuer)}",
             'audiences = ["jwtgate-api"]',
-            'jwks_uri = "http://auth-api/.well-known/jwks.json"',
+            'metadata = "oauth"',
             f"socket = {json.dumps(auth_api_socket)}",
             "",
             "[providers.oidc-demo]",

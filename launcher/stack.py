@@ -126,6 +126,11 @@ class Stack:
     def url(self):
         return f"http://{self.listen}"
 
+    @property
+    def issuer(self):
+        """The `iss` of the auth API's tokens: AUTH_ISSUER, by default the gateway's URL."""
+        return self.service_env()["AUTH_ISSUER"]
+
     def socket(self, service):
         return str(self.run_dir / f"{service}.sock")
 
@@ -178,6 +183,9 @@ class Stack:
         # RFC 9449 section 4.3: DPoP proofs name the origin clients reach the gateway at.
         env.setdefault("VALIDATOR_PUBLIC_ORIGINS", self.url)
         env.setdefault("AUTH_PUBLIC_ORIGINS", self.url)
+        # The auth API's issuer is the gateway's URL, which publishes its RFC 8414 metadata there
+        # (auth_api/metadata.py): a verifier that knows only the issuer finds its keys.
+        env.setdefault("AUTH_ISSUER", self.url)
         if self.oidc_demo is not None:
             env["VALIDATOR_PROVIDERS_FILE"] = str(self.oidc_demo.providers_path)
         if "VALIDATOR_PROVIDERS_FILE" in env:
@@ -186,8 +194,11 @@ class Stack:
         # (/api/staff/), its tokens in RFC 9068 shape with a jti in each (validator/providers.py PRESETS).
         env.setdefault("VALIDATOR_PROVIDER_NAME", "jwtgate")
         env.setdefault("VALIDATOR_PROVIDER_PRESET", "jwtgate")
+        env.setdefault("VALIDATOR_ISSUER", env["AUTH_ISSUER"])
         if "VALIDATOR_HS256_SECRET" not in env and "VALIDATOR_HS256_SECRET_FILE" not in env:
-            env.setdefault("VALIDATOR_JWKS_URL", "http://auth-api/.well-known/jwks.json")
+            # Found like any other provider's: RFC 8414 metadata on the issuer, then the jwks_uri it names.
+            # Both fetches go over the auth API's socket, which the gateway's public URL leads to anyway.
+            env.setdefault("VALIDATOR_DISCOVERY", "oauth")
             env.setdefault("VALIDATOR_JWKS_SOCKET", self.socket("auth_api"))
         return env
 
@@ -204,7 +215,7 @@ class Stack:
         """Create directories, initialise the auth data, render and test the Nginx config."""
         if self.oidc_demo is not None and not self.oidc_demo.problems():
             # Before the settings check, which reads the providers file.
-            self.oidc_demo.prepare(self.socket("auth_api"))
+            self.oidc_demo.prepare(self.socket("auth_api"), self.service_env()["AUTH_ISSUER"])
         self.check_settings()
         if self.workers:
             self._open_to_workers()

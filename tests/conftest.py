@@ -53,6 +53,8 @@ class RunningStack:
     def __init__(self, stack):
         self.stack = stack
         self.url = stack.url
+        # The `iss` tokens minted for this stack carry: the gateway's URL unless AUTH_ISSUER says otherwise.
+        self.issuer = stack.issuer
         self.client = httpx.Client(base_url=stack.url, timeout=10.0)
         (self.username, self.password), (self.admin, self.admin_password) = stack.demo_credentials()
 

@@ -220,7 +220,9 @@ def main(argv=None):
         username, password = found["username"], found["password"]
         oidc = {"issuer": stack.oidc_issuer, "client_id": found["client_id"], "client_secret": found["client_secret"]}
         stack.wait_healthy(deadline)
-        expired_token = mint_expired_token(username, environ)
+        # The launcher's issuer (the gateway's URL, unless AUTH_ISSUER says otherwise), or the token
+        # would be refused as wrong_issuer rather than expired.
+        expired_token = mint_expired_token(username, {"AUTH_ISSUER": stack.url, **environ})
         ready = time.monotonic()
         print(f"e2e: stack ready at {stack.url} in {ready - started:.1f}s; running newman", flush=True)
         command = newman_command(args.newman, stack.url, username, password, expired_token, demo_login, oidc)

@@ -66,7 +66,7 @@ def test_requirements_cannot_come_from_the_client(gateway, tokens, name):
 
 
 def test_claim_requirement_from_a_request_header(gateway, signer):
-    token = rs256(signer, claims(time.time(), sub=gateway.username, tenant="acme"))
+    token = rs256(signer, claims(time.time(), iss=gateway.issuer, sub=gateway.username, tenant="acme"))
     assert get(gateway, "/api/tenant/", token, **{"X-Tenant-Id": "acme"}).json()["tenant"] == "acme"
     assert_forbidden(gateway, get(gateway, "/api/tenant/", token, **{"X-Tenant-Id": "globex"}))
     assert_forbidden(gateway, get(gateway, "/api/tenant/", token))
@@ -74,7 +74,8 @@ def test_claim_requirement_from_a_request_header(gateway, signer):
 
 
 def test_mapped_claims_reach_the_backend(gateway, signer):
-    token = rs256(signer, claims(time.time(), sub="erin", email="erin@example.com", tenant=["acme", "globex"]))
+    token = rs256(signer, claims(time.time(), iss=gateway.issuer, sub="erin", email="erin@example.com",
+                                 tenant=["acme", "globex"]))
     body = get(gateway, "/api/protected/", token).json()
     assert (body["userId"], body["email"], body["tenant"]) == ("erin", "erin@example.com", "acme,globex")
 
@@ -89,7 +90,7 @@ def test_mapped_claims_reach_the_backend(gateway, signer):
 ])
 def test_hostile_mapped_claims_refuse_the_token(gateway, signer, overrides):
     before = len(gateway.backend_hits())
-    response = get(gateway, "/api/protected/", rs256(signer, claims(time.time(), **overrides)))
+    response = get(gateway, "/api/protected/", rs256(signer, claims(time.time(), iss=gateway.issuer, **overrides)))
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_claims"
     assert len(gateway.backend_hits()) == before
@@ -115,8 +116,8 @@ def test_the_whole_claim_set_reaches_the_backend_when_forwarded(forwarding):
     kid = forwarding.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
     signer = RsaSigner.from_pem(forwarding.private_key_pem(), kid)
     # Large, nested and non-ASCII claims: the header holds the payload as signed, whatever it says.
-    token = rs256(signer, claims(time.time(), sub="erin", profile={"name": "Jöhn", "tags": ["a"] * 200},
-                                 tenant="acme"))
+    token = rs256(signer, claims(time.time(), iss=forwarding.issuer, sub="erin",
+                                 profile={"name": "Jöhn", "tags": ["a"] * 200}, tenant="acme"))
     spoofed = "eyJzdWIiOiJtYWxsb3J5In0"    # {"sub":"mallory"}
     body = get(forwarding, "/api/protected/", token, **{"X-User-Claims": spoofed}).json()
     assert body["claims"]["sub"] == "erin" and body["claims"]["profile"] == {"name": "Jöhn", "tags": ["a"] * 200}

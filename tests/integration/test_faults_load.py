@@ -49,7 +49,7 @@ def wait_for(condition, what, timeout=60.0):
     raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
-def invalid_tokens(valid, stack_pem, kid):
+def invalid_tokens(valid, stack_pem, kid, issuer):
     """Tokens that must never pass: tampered, expired, foreign-signed, garbage."""
     header, payload, signature = valid.split(".")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
@@ -57,8 +57,8 @@ def invalid_tokens(valid, stack_pem, kid):
     stack_signer = RsaSigner.from_pem(stack_pem, kid)
     return [
         f"{header}.{payload}.{flipped}",
-        rs256(stack_signer, claims(now, iat=int(now) - 2000, exp=int(now) - 1000)),
-        rs256(RsaSigner(kid=kid), claims(now)),
+        rs256(stack_signer, claims(now, iss=issuer, iat=int(now) - 2000, exp=int(now) - 1000)),
+        rs256(RsaSigner(kid=kid), claims(now, iss=issuer)),
         "not.a.token",
     ]
 
@@ -123,7 +123,7 @@ class Load:
 def tokens(loaded):
     valid = loaded.login()
     kid = json.loads(base64.urlsafe_b64decode(valid.split(".")[0] + "==="))["kid"]
-    return valid, invalid_tokens(valid, loaded.private_key_pem(), kid)
+    return valid, invalid_tokens(valid, loaded.private_key_pem(), kid, loaded.issuer)
 
 
 def test_kill_9_of_one_validator_worker_under_load(loaded, tokens):

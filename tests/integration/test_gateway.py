@@ -1,10 +1,12 @@
 """The whole flow through the real Nginx, as `make run` starts it."""
 
+import base64
 import json
 import time
 
 import pytest
 
+from jwtgate.loopback import http_get
 from tests.minting import RsaSigner, claims, rs256
 
 
@@ -87,13 +89,14 @@ def test_protected_route_with_malformed_token(gateway):
 
 def test_protected_route_with_token_from_another_key(gateway, stack_signer):
     impostor = RsaSigner(kid=stack_signer.kid)
-    response = gateway.client.get("/api/protected/", headers=bearer(rs256(impostor, claims(time.time()))))
+    token = rs256(impostor, claims(time.time(), iss=gateway.issuer))
+    response = gateway.client.get("/api/protected/", headers=bearer(token))
     assert_json_401(response, "invalid_signature", "Invalid token: Invalid signature")
 
 
 def test_protected_route_with_expired_token(gateway, stack_signer):
     now = int(time.time())
-    token = rs256(stack_signer, claims(now, iat=now - 1000, exp=now - 100))
+    token = rs256(stack_signer, claims(now, iss=gateway.issuer, iat=now - 1000, exp=now - 100))
     response = gateway.client.get("/api/protected/", headers=bearer(token))
     assert_json_401(response, "expired", "Invalid token: Token expired")
     assert 'error_description="Token expired"' in response.headers["www-authenticate"]
@@ -170,7 +173,8 @@ def test_logs_carry_no_token_and_no_query_string(gateway):
         json.loads(line)
 
 
-@pytest.mark.parametrize("path", ["/api/public/", "/healthz", "/.well-known/jwks.json", "/nowhere"])
+@pytest.mark.parametrize("path", ["/api/public/", "/healthz", "/.well-known/jwks.json",
+                                  "/.well-known/oauth-authorization-server", "/nowhere"])
 def test_every_answer_says_nosniff(gateway, path):
     assert gateway.client.get(path).headers.get_list("x-content-type-options") == ["nosniff"]
 
@@ -184,6 +188,34 @@ def test_unknown_path_is_json_404(gateway):
 def test_jwks_is_public_keys_only(gateway):
     keys = gateway.client.get("/.well-known/jwks.json").json()["keys"]
     assert keys and all(key["kty"] == "RSA" and "d" not in key and key["alg"] == "RS256" for key in keys)
+
+
+def test_our_auth_api_is_a_provider_found_by_discovery_like_any_other(gateway):
+    # RFC 8414 metadata, public through Nginx, for the issuer the tokens carry: the gateway's URL.
+    response = gateway.client.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200, response.text
+    metadata = response.json()
+    assert metadata["issuer"] == gateway.issuer == gateway.url
+    assert metadata["jwks_uri"] == f"{gateway.url}/.well-known/jwks.json"
+    published = {key["kid"] for key in gateway.client.get(metadata["jwks_uri"]).json()["keys"]}
+    # No JWKS URL configured: the validator read the metadata, then the jwks_uri it names.
+    assert "VALIDATOR_JWKS_URL" not in gateway.stack.service_env()
+    events = [json.loads(line) for line in gateway.stack.log_path("validator").read_text().splitlines()
+              if line.startswith("{")]
+    assert {"discovery found jwks_uri", "jwks loaded"} <= {event["event"] for event in events}
+    assert {event.get("url") for event in events if event["event"] == "discovery found jwks_uri"} == \
+        {metadata["jwks_uri"]}
+    status, body = http_get("http://localhost/readyz", unix_socket=gateway.stack.socket("validator"), timeout=5)
+    ready = json.loads(body)
+    assert (status, ready["status"], ready["providers_without_keys"]) == (200, "ready", [])
+    assert ready["keys"] >= len(published) > 0
+    # A login token passes where only this provider's tokens are accepted.
+    token = gateway.login()
+    payload = token.split(".")[1]
+    assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iss"] == gateway.url
+    response = gateway.client.get("/api/staff/", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json()["userId"] == gateway.username
 
 
 def test_demo_login_is_off_by_default(gateway):

@@ -76,11 +76,11 @@ def test_lockout_of_one_name_leaves_others_alone(limited):
     assert limited.login(limited.admin, limited.admin_password)
 
 
-def _token_of_length_near(signer, target, *, above):
+def _token_of_length_near(signer, issuer, target, *, above):
     """A valid token whose length is the closest reachable to target: <= it, or > it when `above`."""
     best = None
     for padding in range(target * 3 // 4 - 600, target):
-        token = rs256(signer, claims(time.time(), pad="x" * padding))
+        token = rs256(signer, claims(time.time(), iss=issuer, pad="x" * padding))
         if (len(token) > target) == above and (best is None or abs(len(token) - target) < abs(len(best) - target)):
             best = token
         if len(token) > target + 8:
@@ -94,15 +94,15 @@ def _get(client, token):
 
 
 def test_token_size_limit(limited, signer):
-    at_most = _token_of_length_near(signer, MAX_TOKEN_BYTES, above=False)
-    over = _token_of_length_near(signer, MAX_TOKEN_BYTES, above=True)
+    at_most = _token_of_length_near(signer, limited.issuer, MAX_TOKEN_BYTES, above=False)
+    over = _token_of_length_near(signer, limited.issuer, MAX_TOKEN_BYTES, above=True)
     assert MAX_TOKEN_BYTES - 3 <= len(at_most) <= MAX_TOKEN_BYTES < len(over) <= MAX_TOKEN_BYTES + 4
     assert _get(limited.client, at_most)[0] == 200
     assert _get(limited.client, over) == (401, "invalid_request")
 
 
 def test_claim_count_limit(limited, signer):
-    base = claims(time.time())
+    base = claims(time.time(), iss=limited.issuer)
     fill = lambda count: {**base, **{f"c{index}": 1 for index in range(count - len(base))}}  # noqa: E731
     assert _get(limited.client, rs256(signer, fill(MAX_CLAIMS)))[0] == 200
     assert _get(limited.client, rs256(signer, fill(MAX_CLAIMS + 1))) == (401, "invalid_claims")
@@ -110,8 +110,9 @@ def test_claim_count_limit(limited, signer):
 
 def test_roles_count_limit(limited, signer):
     roles = [f"r{index}" for index in range(MAX_NAMES + 1)]
-    assert _get(limited.client, rs256(signer, claims(time.time(), roles=roles[:MAX_NAMES])))[0] == 200
-    assert _get(limited.client, rs256(signer, claims(time.time(), roles=roles))) == (401, "invalid_claims")
+    mint = lambda **overrides: rs256(signer, claims(time.time(), iss=limited.issuer, **overrides))  # noqa: E731
+    assert _get(limited.client, mint(roles=roles[:MAX_NAMES]))[0] == 200
+    assert _get(limited.client, mint(roles=roles)) == (401, "invalid_claims")
 
 
 def test_json_depth_limit_counts_the_claims_object(limited, signer):
@@ -122,11 +123,11 @@ def test_json_depth_limit_counts_the_claims_object(limited, signer):
         return value
 
     # The claims object is level 1, so a claim may nest MAX_JSON_DEPTH - 1 levels.
-    assert _get(limited.client, rs256(signer, claims(time.time(), deep=nested(MAX_JSON_DEPTH - 1))))[0] == 200
-    deep = rs256(signer, claims(time.time(), deep=nested(MAX_JSON_DEPTH)))
-    assert _get(limited.client, deep) == (401, "malformed")
+    mint = lambda **overrides: rs256(signer, claims(time.time(), iss=limited.issuer, **overrides))  # noqa: E731
+    assert _get(limited.client, mint(deep=nested(MAX_JSON_DEPTH - 1)))[0] == 200
+    assert _get(limited.client, mint(deep=nested(MAX_JSON_DEPTH))) == (401, "malformed")
     # Brackets inside strings are not nesting.
-    assert _get(limited.client, rs256(signer, claims(time.time(), text="[{" * 100)))[0] == 200
+    assert _get(limited.client, mint(text="[{" * 100))[0] == 200
 
 
 def test_login_body_size_limit(limited):

@@ -47,8 +47,9 @@ def get(running, path, token):
 
 def test_each_cached_verdict_restores_its_own_identity(cached):
     now = time.time()
-    alice = rs256(cached.signer, claims(now, sub="alice", roles=["user"], scope="orders:read"))
-    bob = rs256(cached.signer, claims(now, sub="bob", roles=["admin", "support"], scope="orders:write"))
+    alice = rs256(cached.signer, claims(now, iss=cached.issuer, sub="alice", roles=["user"], scope="orders:read"))
+    bob = rs256(cached.signer, claims(now, iss=cached.issuer, sub="bob", roles=["admin", "support"],
+                                      scope="orders:write"))
     for _ in range(4):
         for token, user, roles, scopes in ((alice, "alice", ["user"], ["orders:read"]),
                                            (bob, "bob", ["admin", "support"], ["orders:write"])):
@@ -65,7 +66,7 @@ def test_each_cached_verdict_restores_its_own_identity(cached):
 
 def test_a_cached_allow_does_not_open_a_location_with_requirements(cached):
     now = time.time()
-    token = rs256(cached.signer, claims(now, sub="carol", roles=["user"]))
+    token = rs256(cached.signer, claims(now, iss=cached.issuer, sub="carol", roles=["user"]))
     assert get(cached, "/api/protected/", token).status_code == 200
     for _ in range(3):
         assert get(cached, "/api/admin/", token).status_code == 403
@@ -75,8 +76,8 @@ def test_a_cached_allow_does_not_open_a_location_with_requirements(cached):
 
 def test_refusals_are_not_cached(cached):
     now = time.time()
-    good = rs256(cached.signer, claims(now, sub="dave"))
-    other = rs256(cached.signer, claims(now, sub="mallory"))
+    good = rs256(cached.signer, claims(now, iss=cached.issuer, sub="dave"))
+    other = rs256(cached.signer, claims(now, iss=cached.issuer, sub="mallory"))
     forged = good[: good.rindex(".")] + other[other.rindex("."):]
     for _ in range(3):
         response = get(cached, "/api/protected/", forged)
@@ -87,7 +88,7 @@ def test_refusals_are_not_cached(cached):
 
 def test_a_cached_token_is_refused_after_its_exp(cached):
     now = time.time()
-    token = rs256(cached.signer, claims(now, sub="erin", iat=int(now) - 60, exp=int(now) + 5))
+    token = rs256(cached.signer, claims(now, iss=cached.issuer, sub="erin", iat=int(now) - 60, exp=int(now) + 5))
     first, second = get(cached, "/api/protected/", token), get(cached, "/api/protected/", token)
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json()["userId"] == "erin"
@@ -101,8 +102,8 @@ def test_a_cached_token_is_refused_after_its_exp(cached):
 def test_cookie_verdicts_are_never_cached(cached):
     # Without an Authorization header every cookie request has the same cache key: nothing may be stored.
     now = time.time()
-    frank = rs256(cached.signer, claims(now, sub="frank"))
-    grace = rs256(cached.signer, claims(now, sub="grace"))
+    frank = rs256(cached.signer, claims(now, iss=cached.issuer, sub="frank"))
+    grace = rs256(cached.signer, claims(now, iss=cached.issuer, sub="grace"))
     for _ in range(2):
         for token, user in ((frank, "frank"), (grace, "grace")):
             response = cached.client.get("/api/protected/", headers={"Cookie": f"jwtgate_access={token}"})
@@ -145,7 +146,7 @@ def test_a_server_that_skips_the_micro_cache_asks_the_validator_every_time(cache
         f"        include {snippets}/jwtgate-protect.conf;\n        proxy_pass http://jwtgate_backend/api/protected/;\n"
         "    }\n}\n")
     os.kill(cached.stack.processes["nginx"].pid, signal.SIGHUP)
-    token = rs256(cached.signer, claims(time.time(), sub="carol"))
+    token = rs256(cached.signer, claims(time.time(), iss=cached.issuer, sub="carol"))
     url, headers = f"http://127.0.0.1:{port}/api/protected/", {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + 10
     while True:

@@ -64,7 +64,7 @@ def bearer(token):
 def test_validator_metrics_sum_every_worker(observed, signer):
     token = observed.login()
     now = int(time.time())
-    expired = rs256(signer, claims(now, iat=now - 2000, exp=now - 1000))
+    expired = rs256(signer, claims(now, iss=observed.issuer, iat=now - 2000, exp=now - 1000))
     before = scrape(observed, "validator")
     for _ in range(30):
         assert observed.client.get("/api/protected/", headers=bearer(token)).status_code == 200
@@ -184,9 +184,9 @@ def test_logs_of_real_traffic_carry_no_token_password_or_key(observed, signer):
                     json={"refresh_token": refreshed["refresh_token"]})
         client.get("/api/protected/", headers=bearer(refreshed["access_token"]))
     now = int(time.time())
-    forged = [rs256(signer, claims(now, iat=now - 2000, exp=now - 1000)),
-              rs256(RsaSigner(kid=signer.kid), claims(now)),
-              rs256(signer, claims(now, deep=json.loads("[" * 12 + "]" * 12)))]
+    forged = [rs256(signer, claims(now, iss=observed.issuer, iat=now - 2000, exp=now - 1000)),
+              rs256(RsaSigner(kid=signer.kid), claims(now, iss=observed.issuer)),
+              rs256(signer, claims(now, iss=observed.issuer, deep=json.loads("[" * 12 + "]" * 12)))]
     secrets += forged
     for token in forged:
         client.get("/api/protected/", headers=bearer(token))

@@ -1,7 +1,7 @@
 """Several identity providers at once, through real Nginx: our auth API and a real OpenID provider.
 
-The OpenID provider is oidc-provider (examples/oidc-provider/provider.mjs), found by discovery; our auth API's
-key set comes over its unix socket. Each test starts what it disturbs.
+The OpenID provider is oidc-provider (examples/oidc-provider/provider.mjs), found by OpenID discovery; our
+auth API by its RFC 8414 metadata, over its unix socket. Each test starts what it disturbs.
 """
 
 import json
@@ -21,11 +21,10 @@ OTHER_API = "https://other.example/"
 
 
 def providers_file(path, stack, oidc, **oidc_fields):
-    """The two providers as a user writes them: ours by its JWKS over a socket, the other by discovery."""
+    """The two providers as a user writes them, both found by discovery: ours by RFC 8414 over its socket."""
     entry = {"issuer": oidc.issuer, "audiences": [AUDIENCE], **oidc_fields}
-    lines = ["[providers.jwtgate]", 'preset = "jwtgate"', 'issuer = "jwtgate"', 'audiences = ["jwtgate-api"]',
-             'jwks_uri = "http://auth-api/.well-known/jwks.json"', f'socket = "{stack.socket("auth_api")}"',
-             "", "[providers.oidc]"]
+    lines = ["[providers.jwtgate]", 'preset = "jwtgate"', f'issuer = "{stack.issuer}"', 'audiences = ["jwtgate-api"]',
+             'metadata = "oauth"', f'socket = "{stack.socket("auth_api")}"', "", "[providers.oidc]"]
     lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
     path.write_text("\n".join(lines) + "\n")
 

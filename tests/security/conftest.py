@@ -1,6 +1,7 @@
 """Fixtures of the adversarial suite: the stack's own key, an attacker's keys, a trap for outbound fetches."""
 
 import base64
+import functools
 import json
 import time
 
@@ -35,10 +36,16 @@ def gate(gateway, stack_signer):
     return Gate(gateway, secrets=[*pem_lines, gateway.password])
 
 
+@pytest.fixture(scope="session")
+def stack_claims(gateway):
+    """tests.minting.claims with the stack's issuer, the gateway's URL: a claim set the gateway accepts."""
+    return functools.partial(claims, iss=gateway.issuer)
+
+
 @pytest.fixture
-def mint(stack_signer):
+def mint(stack_signer, stack_claims):
     """A valid token of the stack's key now, with claim overrides (None removes a claim)."""
-    return lambda **overrides: rs256(stack_signer, claims(time.time(), **overrides))
+    return lambda **overrides: rs256(stack_signer, stack_claims(time.time(), **overrides))
 
 
 @pytest.fixture(scope="module")

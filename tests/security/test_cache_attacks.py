@@ -15,9 +15,9 @@ ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @pytest.fixture
-def cached(gate, stack_signer):
+def cached(gate, stack_signer, stack_claims):
     """A valid token that has just passed, so its verdict sits in the validator's cache."""
-    token = rs256(stack_signer, claims(time.time()))
+    token = rs256(stack_signer, stack_claims(time.time()))
     answer, hits = gate.send(token=token)
     assert answer.status == 200 and hits == [("GET", PROTECTED, "alice")]
     return token
@@ -29,8 +29,8 @@ def test_cached_token_with_an_impostor_signature(gate, cached, stack_signer):
     gate.refused(token=f"{head}.{body}.{impostor.sign_input(f'{head}.{body}')}")
 
 
-def test_cached_token_with_the_signature_of_another_cached_token(gate, cached, stack_signer):
-    other = rs256(stack_signer, claims(time.time(), sub="bob"))
+def test_cached_token_with_the_signature_of_another_cached_token(gate, cached, stack_signer, stack_claims):
+    other = rs256(stack_signer, stack_claims(time.time(), sub="bob"))
     assert gate.send(token=other)[0].status == 200
     head, body, _ = cached.split(".")
     gate.refused(token=f"{head}.{body}.{other.split('.')[2]}")
@@ -66,9 +66,9 @@ def test_cached_token_with_its_signature_truncated(gate, cached):
     gate.refused(token=f"{head}.{body}.{signature[:-4]}")
 
 
-def test_claims_of_a_cached_token_reminted_expired(gate, cached, stack_signer):
+def test_claims_of_a_cached_token_reminted_expired(gate, cached, stack_signer, stack_claims):
     now = int(time.time())
-    expired = rs256(stack_signer, claims(now, iat=now - 4000, exp=now - 3000))
+    expired = rs256(stack_signer, stack_claims(now, iat=now - 4000, exp=now - 3000))
     gate.refused(token=expired)
 
 
@@ -85,7 +85,7 @@ def test_cached_token_after_its_exp(strict):
     running, signer = strict
     gate = Gate(running)
     now = int(time.time())
-    token = rs256(signer, claims(now, iat=now, exp=now + 2))
+    token = rs256(signer, claims(now, iss=running.issuer, iat=now, exp=now + 2))
     answer, hits = gate.send(token=token)
     assert answer.status == 200 and hits == [("GET", PROTECTED, "alice")]
     assert gate.send(token=token)[0].status == 200

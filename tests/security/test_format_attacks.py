@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.minting import b64, claims, header, rs256
+from tests.minting import b64, header, rs256
 from tests.security.gate import PROTECTED
 
 
@@ -17,10 +17,10 @@ def now():
 
 
 @pytest.fixture
-def valid(gate, stack_signer):
+def valid(gate, stack_signer, stack_claims):
     """A fresh valid token whose signature holds both '-' and '_', proven to pass (and now cached)."""
     while True:
-        token = rs256(stack_signer, claims(now()))
+        token = rs256(stack_signer, stack_claims(now()))
         if "-" in token.split(".")[2] and "_" in token.split(".")[2]:
             break
     answer, hits = gate.send(token=token)
@@ -63,11 +63,11 @@ def test_alternative_base64_spelling_of_a_valid_token(gate, valid, spelling):
 
 
 @pytest.mark.parametrize("segment", [0, 1])
-def test_non_canonical_last_char_of_header_or_payload(gate, stack_signer, segment):
+def test_non_canonical_last_char_of_header_or_payload(gate, stack_signer, stack_claims, segment):
     # Keep minting until the segment has unused bits, then sign the odd spelling itself:
     # the signature is valid over what was sent, but the spelling is not canonical.
     while True:
-        parts = rs256(stack_signer, claims(now())).split(".")
+        parts = rs256(stack_signer, stack_claims(now())).split(".")
         if len(parts[segment]) % 4:
             break
     parts[segment] = _flip_unused_bits(parts[segment])
@@ -114,20 +114,20 @@ def _signed(stack_signer, head, body):
     return f"{signing_input}.{stack_signer.sign_input(signing_input)}"
 
 
-def _claims_text(**overrides):
-    return json.dumps(claims(now(), **overrides))
+def _claims_text(stack_claims, **overrides):
+    return json.dumps(stack_claims(now(), **overrides))
 
 
 @pytest.mark.parametrize("depth", [1200, 2500])
-def test_deeply_nested_claim_with_genuine_signature(gate, stack_signer, depth):
-    body = _claims_text()[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}"
+def test_deeply_nested_claim_with_genuine_signature(gate, stack_signer, stack_claims, depth):
+    body = _claims_text(stack_claims)[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}"
     gate.refused(token=_signed(stack_signer, json.dumps(header(stack_signer)), body))
 
 
 @pytest.mark.parametrize("depth", [100, 1200])
-def test_deeply_nested_header_with_genuine_signature(gate, stack_signer, depth):
+def test_deeply_nested_header_with_genuine_signature(gate, stack_signer, stack_claims, depth):
     head = json.dumps(header(stack_signer))[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}"
-    gate.refused(token=_signed(stack_signer, head, _claims_text()))
+    gate.refused(token=_signed(stack_signer, head, _claims_text(stack_claims)))
 
 
 def test_deeply_nested_payload_with_forged_signature(gate):
@@ -136,30 +136,30 @@ def test_deeply_nested_payload_with_forged_signature(gate):
 
 
 @pytest.mark.parametrize("size", [3500, 5000])
-def test_huge_token_under_the_nginx_header_limit(gate, stack_signer, size):
-    token = rs256(stack_signer, claims(now(), padding="x" * size))
+def test_huge_token_under_the_nginx_header_limit(gate, stack_signer, stack_claims, size):
+    token = rs256(stack_signer, stack_claims(now(), padding="x" * size))
     assert len(token) < 8000
     gate.refused(token=token)
 
 
-def test_huge_token_over_the_nginx_header_limit(gate, stack_signer):
-    token = rs256(stack_signer, claims(now(), padding="x" * 9000))
+def test_huge_token_over_the_nginx_header_limit(gate, stack_signer, stack_claims):
+    token = rs256(stack_signer, stack_claims(now(), padding="x" * 9000))
     answer, hits = gate.send(token=token)
     gate.blocked(answer, hits, {400, 431})
 
 
-def test_too_many_claims_with_genuine_signature(gate, stack_signer):
+def test_too_many_claims_with_genuine_signature(gate, stack_signer, stack_claims):
     extra = {f"c{number}": number for number in range(100)}
-    gate.refused(token=rs256(stack_signer, claims(now()) | extra))
+    gate.refused(token=rs256(stack_signer, stack_claims(now()) | extra))
 
 
-def test_huge_header_with_genuine_signature(gate, stack_signer):
-    gate.refused(token=rs256(stack_signer, claims(now()), header(stack_signer) | {"typ": "at+jwt" + " " * 1200}))
+def test_huge_header_with_genuine_signature(gate, stack_signer, stack_claims):
+    gate.refused(token=rs256(stack_signer, stack_claims(now()), header(stack_signer) | {"typ": "at+jwt" + " " * 1200}))
 
 
 @pytest.mark.parametrize("exp", ["1e400", "9" * 400, "-0", "1.0e10", "NaN", "Infinity"])
-def test_hostile_number_literals_in_exp(gate, stack_signer, exp):
-    body = _claims_text()
+def test_hostile_number_literals_in_exp(gate, stack_signer, stack_claims, exp):
+    body = _claims_text(stack_claims)
     body = body.replace(f'"exp": {json.loads(body)["exp"]}', f'"exp": {exp}')
     assert exp in body
     gate.refused(token=_signed(stack_signer, json.dumps(header(stack_signer)), body))
@@ -174,8 +174,8 @@ def test_hostile_number_literals_in_exp(gate, stack_signer, exp):
     ("header", ', "kid": "other"'),
     ("header", ', "typ": "at+jwt"'),
 ], ids=["sub", "exp", "aud", "roles", "alg", "kid", "typ"])
-def test_duplicate_json_member_with_genuine_signature(gate, stack_signer, where, text):
-    head, body = json.dumps(header(stack_signer)), _claims_text()
+def test_duplicate_json_member_with_genuine_signature(gate, stack_signer, stack_claims, where, text):
+    head, body = json.dumps(header(stack_signer)), _claims_text(stack_claims)
     if where == "payload":
         body = body[:-1] + text + "}"
     else:
@@ -183,21 +183,21 @@ def test_duplicate_json_member_with_genuine_signature(gate, stack_signer, where,
     gate.refused(token=_signed(stack_signer, head, body))
 
 
-def test_duplicate_member_spelled_with_unicode_escape(gate, stack_signer):
-    body = _claims_text()[:-1] + ', "\\u0073ub": "admin"}'
+def test_duplicate_member_spelled_with_unicode_escape(gate, stack_signer, stack_claims):
+    body = _claims_text(stack_claims)[:-1] + ', "\\u0073ub": "admin"}'
     gate.refused(token=_signed(stack_signer, json.dumps(header(stack_signer)), body))
 
 
 @pytest.mark.parametrize("shape", ["bom", "two-objects", "single-quotes", "trailing-comma"])
-def test_payload_that_is_not_one_strict_json_object(gate, stack_signer, shape):
-    valid = _claims_text()
+def test_payload_that_is_not_one_strict_json_object(gate, stack_signer, stack_claims, shape):
+    valid = _claims_text(stack_claims)
     body = {"bom": "\ufeff" + valid, "two-objects": valid + '{"sub": "admin"}',
             "single-quotes": valid.replace('"', "'"), "trailing-comma": valid[:-1] + ",}"}[shape]
     gate.refused(token=_signed(stack_signer, json.dumps(header(stack_signer)), body))
 
 
-def test_invalid_utf8_in_payload(gate, stack_signer):
-    body = _claims_text().encode()[:-1] + b', "x": "\xff\xfe"}'
+def test_invalid_utf8_in_payload(gate, stack_signer, stack_claims):
+    body = _claims_text(stack_claims).encode()[:-1] + b', "x": "\xff\xfe"}'
     signing_input = f"{b64(json.dumps(header(stack_signer)))}.{b64(body)}"
     gate.refused(token=f"{signing_input}.{stack_signer.sign_input(signing_input)}")
 

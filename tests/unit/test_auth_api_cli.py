@@ -213,7 +213,7 @@ def test_get_app_warns_loudly_when_demo_login_is_on(tmp_path):
 
 def test_get_app_is_quiet_about_demo_login_when_off(tmp_path):
     result = run(tmp_path, "-c", "from auth_api.app import get_app; get_app()",
-                 AUTH_PUBLIC_ORIGINS="https://api.example")
+                 AUTH_PUBLIC_ORIGINS="https://api.example", AUTH_ISSUER="https://api.example")
     assert result.returncode == 0, result.stderr
     lines = _log_lines(result.stderr)
     assert [line["event"] for line in lines] == ["signing key generated", "auth_api ready"]

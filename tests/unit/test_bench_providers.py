@@ -4,7 +4,7 @@ import dataclasses
 import tomllib
 
 from bench.scenarios import scenarios
-from bench.stack import BenchStack
+from bench.stack import BENCH_ISSUER, BenchStack
 from bench.tokens import SecondProvider
 from launcher.stack import Stack
 from validator.config import Settings, single_provider
@@ -17,11 +17,11 @@ def test_our_provider_in_the_bench_providers_file_is_the_one_make_run_configures
     ours, theirs = load_document(tomllib.loads(bench.providers_toml()), problems)
     assert problems.items == []
     # `make run` names no providers file: the validator's one provider comes from the stack's VALIDATOR_* defaults.
-    settings = Settings.from_env(Stack(bench.stack.data_dir, environ={}).service_env())
+    settings = Settings.from_env(Stack(bench.stack.data_dir, environ={"AUTH_ISSUER": BENCH_ISSUER}).service_env())
     assert ours == single_provider(settings, ProblemList("VALIDATOR_ISSUER"))
     assert (theirs.issuer, theirs.audiences) == (SecondProvider.ISSUER, (SecondProvider.AUDIENCE,))
     # Tokens alike but for iss, checked alike: only the lookup by iss tells the two providers apart.
-    alike = {"name", "issuer", "jwks_uri", "socket", "required_claims", "exact_audience"}
+    alike = {"name", "issuer", "jwks_uri", "discovery_kind", "socket", "required_claims", "exact_audience"}
     assert {field.name for field in dataclasses.fields(ours)
             if getattr(ours, field.name) != getattr(theirs, field.name)} <= alike
 

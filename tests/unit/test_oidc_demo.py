@@ -28,11 +28,13 @@ def test_the_stack_refuses_to_start_the_demo_beyond_loopback_naming_the_setting(
 
 def test_prepare_writes_private_keys_and_a_providers_file_naming_both_providers(tmp_path):
     demo = OidcDemo(tmp_path / "oidc-demo", "127.0.0.1:9090")
-    demo.prepare(str(tmp_path / "auth_api.sock"))
+    demo.prepare(str(tmp_path / "auth_api.sock"), "http://127.0.0.1:8080")
     assert demo.jwks_path.stat().st_mode & 0o777 == 0o600
     settings = Settings.from_env({"VALIDATOR_PROVIDERS_FILE": str(demo.providers_path)})
     providers = {provider.name: provider for provider in settings.providers}
     assert sorted(providers) == ["jwtgate", "oidc-demo"]
     assert providers["oidc-demo"].issuer == "http://127.0.0.1:9090"
+    # Our auth API by its RFC 8414 metadata, like any provider.
+    assert providers["jwtgate"].issuer == "http://127.0.0.1:8080" and providers["jwtgate"].discovery
     assert AUDIENCE in providers["oidc-demo"].audiences
     assert "--host" in demo.command() and demo.client_secret not in " ".join(demo.command())
