@@ -143,3 +143,12 @@ def oidc_provider(tmp_path_factory):
     provider = OidcProvider(tmp_path_factory.mktemp("oidc")).start()
     yield provider
     provider.stop()
+
+
+def providers_file(path, stack, oidc, **oidc_fields):
+    """The two providers as a user writes them, both found by discovery: ours by RFC 8414 over its socket."""
+    entry = {"issuer": oidc.issuer, "audiences": [AUDIENCE], **oidc_fields}
+    lines = ["[providers.jwtgate]", 'preset = "jwtgate"', f'issuer = "{stack.issuer}"', 'audiences = ["jwtgate-api"]',
+             'metadata = "oauth"', f'socket = "{stack.socket("auth_api")}"', "", "[providers.oidc]"]
+    lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
+    path.write_text("\n".join(lines) + "\n")

@@ -14,19 +14,10 @@ import pytest
 from jwtgate.loopback import http_get
 from launcher.stack import Stack
 from tests.conftest import RunningStack, free_port
-from tests.oidc_support import AUDIENCE, OidcProvider
+from tests.oidc_support import AUDIENCE, OidcProvider, providers_file
 
 STALENESS_SECONDS = 4
 OTHER_API = "https://other.example/"
-
-
-def providers_file(path, stack, oidc, **oidc_fields):
-    """The two providers as a user writes them, both found by discovery: ours by RFC 8414 over its socket."""
-    entry = {"issuer": oidc.issuer, "audiences": [AUDIENCE], **oidc_fields}
-    lines = ["[providers.jwtgate]", 'preset = "jwtgate"', f'issuer = "{stack.issuer}"', 'audiences = ["jwtgate-api"]',
-             'metadata = "oauth"', f'socket = "{stack.socket("auth_api")}"', "", "[providers.oidc]"]
-    lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def start(tmp_path, oidc, **oidc_fields):

@@ -15,8 +15,7 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 
 from launcher.stack import Stack
 from tests.conftest import RunningStack, free_port
-from tests.integration.test_providers import providers_file
-from tests.oidc_support import SCOPES, OidcProvider
+from tests.oidc_support import SCOPES, OidcProvider, providers_file
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 SPOOFED = {"X-User-Id": "mallory", "X-User-Roles": "admin", "X-User-Claims": "e30"}
@@ -92,8 +91,8 @@ def test_the_metadata_names_the_configured_issuers(oidc_gateway):
     gateway, oidc = oidc_gateway
     url = resource_metadata(gateway.client.get("/api/protected/x"))
     body = assert_public_document(gateway.client.get(url))
-    # Our auth API's issuer, "jwtgate", is no URL a client could find metadata at (RFC 8414 section 2).
-    assert body["authorization_servers"] == [oidc.issuer]
+    # Both issuers, in the providers file's order: our auth API's publishes RFC 8414 metadata too.
+    assert body["authorization_servers"] == [gateway.issuer, oidc.issuer]
     assert body["scopes_supported"] == SCOPES.split()
     assert body["resource"] == gateway.url
 
