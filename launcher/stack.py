@@ -21,9 +21,10 @@ from pathlib import Path
 
 from jwtgate.loopback import http_get
 from jwtgate.settings import ConfigError, EnvReader
+from launcher.files import nginx_dir
 from launcher.oidc_demo import OidcDemo
 
-NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+NGINX_DIR = nginx_dir()
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
 # Scaling out: JWTGATE_<key> separate gunicorn masters of a service, each on its own socket.
@@ -384,9 +385,13 @@ class Stack:
         return [self.nginx, "-p", str(self.nginx_prefix), "-c", str(self.nginx_prefix / "nginx.conf"),
                 "-e", str(self.log_path("nginx-error")), *extra]
 
+    @staticmethod
+    def gunicorn_config(service):
+        """The service's gunicorn.conf.py, in its installed package."""
+        return Path(importlib.util.find_spec(service).origin).parent / "gunicorn.conf.py"
+
     def gunicorn_command(self, service):
-        config = Path(importlib.util.find_spec(service).origin).parent / "gunicorn.conf.py"
-        return [sys.executable, "-m", "gunicorn", "-c", str(config)]
+        return [sys.executable, "-m", "gunicorn", "-c", str(self.gunicorn_config(service))]
 
     def _run_checked(self, command, what):
         result = subprocess.run(command, env=self.service_env(), capture_output=True, text=True, timeout=120)
