@@ -108,7 +108,7 @@ check-config: venv ## Check the three gunicorn configs (gunicorn --check-config,
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 .PHONY: wrk bench bench-quick

@@ -16,7 +16,7 @@ from jwtgate.serving import bind_and_workers
 from jwtgate.settings import ConfigError, data_dir
 from launcher import oidc_demo
 from launcher.files import nginx_dir
-from launcher.stack import Stack, StackError
+from launcher.stack import Stack, StackConfigError, StackError
 
 PROG = "jwtgate"
 EPILOG = "exit status: 0 done, 2 bad usage or configuration (the message names the setting), 1 failure at run time"
@@ -94,7 +94,7 @@ def main(argv=None):
     except StackError as error:
         stack.stop()
         sys.stderr.write(f"jwtgate: {error}\n")
-        return 1
+        return 2 if isinstance(error, StackConfigError) else 1
     print(f"jwtgate is running at {stack.url}  (Ctrl-C stops it)")
     print(f"  login:     curl -s -X POST {stack.url}/api/auth/login -H 'Content-Type: application/json' "
           f"-d '{{\"username\":\"{credentials[0][0]}\",\"password\":\"<password>\"}}'")

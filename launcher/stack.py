@@ -94,6 +94,10 @@ class StackError(Exception):
     """The stack could not start; the message says which part and quotes its log."""
 
 
+class StackConfigError(StackError):
+    """The stack's settings are invalid; the message names every bad setting."""
+
+
 @dataclass
 class Stack:
     """Starts, checks and stops the local gateway inside one data directory."""
@@ -279,14 +283,14 @@ class Stack:
             if "VALIDATOR_PROVIDERS_FILE" in self.environ:
                 problems.append(("VALIDATOR_PROVIDERS_FILE", "unset it for the demo, which writes its own"))
             if problems:
-                raise StackError(str(ConfigError(problems)))
+                raise StackConfigError(str(ConfigError(problems)))
         for settings_class in (ValidatorSettings, AuthSettings):
             try:
                 settings_class.from_env(self.service_env())
             except ConfigError as error:
                 problems.extend(error.problems)
         if problems:
-            raise StackError(str(ConfigError(problems)))
+            raise StackConfigError(str(ConfigError(problems)))
 
     def nginx_variables(self):
         """The NGINX_* values the templates are rendered with."""
