@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -101,3 +102,31 @@ def test_the_installed_jwtgate_run_allows_a_token_and_refuses_none(installed):
         assert str(ROOT / "nginx") not in gateway and "site-packages" in gateway
     finally:
         stop_run(process)
+
+
+def test_the_installed_jwtgate_auth_api_serves_and_admin_manages_its_users(installed):
+    command, environ, work = installed
+    port = free_port()
+    environ = {**environ, "JWTGATE_DATA_DIR": str(work / "auth-data"), "AUTH_BIND": f"127.0.0.1:{port}"}
+    process = subprocess.Popen([*command, "auth-api"], env=environ, cwd=work,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the auth API never answered /healthz"
+            time.sleep(0.2)
+        added = subprocess.run([*command, "admin", "users", "add", "alice", "--role", "user"], env=environ, cwd=work,
+                               capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stderr
+        listed = subprocess.run([*command, "admin", "users", "list"], env=environ, cwd=work,
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and "alice" in listed.stdout
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
