@@ -11,17 +11,20 @@
 #   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# Builder: wheels of the project and of its pinned dependencies, nothing installed.
+# Builder: wheels of the project and of its dependencies (constraints.txt's versions), nothing installed.
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg README.md constraints.txt ./
 COPY jwtgate/ jwtgate/
 COPY validator/ validator/
 COPY auth_api/ auth_api/
 COPY backend/ backend/
-RUN pip wheel --wheel-dir /wheels .
+COPY launcher/ launcher/
+COPY nginx/ nginx/
+# The Redis and PostgreSQL extras: the scale-out Compose file runs this image against both.
+RUN pip wheel --wheel-dir /wheels -c constraints.txt '.[redis,postgres]'
 
 # Final stage: the wheels installed offline; no compiler, no pip, no source tree.
 FROM ${PYTHON_IMAGE}

@@ -7,14 +7,14 @@ NODE_STAMP := node_modules/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help venv nginx chromium servers lint run demo validator test test-unit test-integration check-config clean e2e up down
+.PHONY: help venv nginx chromium servers lint run demo validator test test-unit test-integration check-config clean e2e up down dist
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install the project with its test tools
@@ -114,7 +114,7 @@ check-config: venv ## Check the three gunicorn configs (gunicorn --check-config,
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 .PHONY: wrk bench bench-quick
@@ -132,5 +132,9 @@ bench: venv nginx wrk $(BENCH_STAMP) ## Measure auth overhead against Nginx alon
 bench-quick: venv nginx wrk $(BENCH_STAMP) ## The same at -c32 only, with a smaller memory flood (under 2 minutes)
 	$(PY) -m bench.run --quick
 
+dist: venv ## Build the wheel and the sdist into dist/ (python -m build)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 clean: ## Remove build output and caches (keeps .venv and the data in var/)
-	rm -rf build .pytest_cache
+	rm -rf build dist .pytest_cache *.egg-info

@@ -47,9 +47,9 @@ def expires_in_seconds(text):
     return seconds
 
 
-def build_parser():
+def build_parser(prog="python -m auth_api"):
     parser = argparse.ArgumentParser(
-        prog="python -m auth_api",
+        prog=prog,
         description="Manage auth_api's users and keys. Settings come from the environment, as for the server.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -238,8 +238,8 @@ COMMANDS = {
 }
 
 
-def main(argv=None, environ=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, environ=None, prog="python -m auth_api"):
+    args = build_parser(prog).parse_args(argv)
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
     except ConfigError as error:

@@ -101,6 +101,13 @@ class Settings:
         dpop_replay_store = reader.text("DPOP_REPLAY_DB", "")
         if dpop_replay_store and not is_redis_url(dpop_replay_store):
             reader.problem("DPOP_REPLAY_DB", "must be a redis:// URL (empty: SQLite in the data directory)")
+        # Redis and PostgreSQL are optional extras: a setting that names one needs its client installed.
+        if database_url:
+            reader.needs_extra("DATABASE_URL", "postgres", "psycopg_pool")
+        for key, value in (("REVOCATION_DB", revocation_store), ("LOCKOUT_DB", lockout_store),
+                           ("DPOP_REPLAY_DB", dpop_replay_store)):
+            if is_redis_url(value):
+                reader.needs_extra(key, "redis", "redis")
         nonce_seconds = reader.off_or_integer("DPOP_NONCE_SECONDS", minimum=MIN_NONCE_SECONDS, maximum=3600)
         nonce_secret = reader.secret("DPOP_NONCE_SECRET", min_bytes=MIN_HS256_SECRET_BYTES)
         if lockout_base > lockout_max:

@@ -1,5 +1,6 @@
 """Reading settings from the environment, collecting every problem before failing once."""
 
+import importlib.util
 import os
 import re
 
@@ -118,9 +119,19 @@ class EnvReader:
     def problem(self, key, why):
         self.problems.append((self.name(key), why))
 
+    def needs_extra(self, key, extra, module):
+        """Record that this setting's value needs the optional dependency `module`, when it is not installed."""
+        if not installed(module):
+            self.problem(key, f"needs the {extra} extra, which is not installed: pip install 'jwtgate[{extra}]'")
+
     def finish(self):
         if self.problems:
             raise ConfigError(self.problems)
+
+
+def installed(module):
+    """True when the top-level `module` (an optional extra's, such as redis) can be imported."""
+    return importlib.util.find_spec(module) is not None
 
 
 def data_dir(environ):

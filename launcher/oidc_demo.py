@@ -84,6 +84,9 @@ class OidcDemo:
             found.append(("JWTGATE_OIDC_DEMO_LISTEN", problem))
         if shutil.which("node") is None:
             found.append(("JWTGATE_OIDC_DEMO_LISTEN", "the demo needs node: run 'apt-get install nodejs npm'"))
+        elif not SCRIPT.exists():
+            # node_modules/oidc-provider and the script live in a source checkout, not in the wheel.
+            found.append(("JWTGATE_OIDC_DEMO_LISTEN", "the demo runs from a source checkout (with 'npm ci')"))
         elif not (ROOT / "node_modules" / "oidc-provider" / "package.json").exists():
             found.append(("JWTGATE_OIDC_DEMO_LISTEN", "the demo needs node_modules/oidc-provider: run 'npm ci'"))
         return found

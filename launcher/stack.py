@@ -21,9 +21,10 @@ from pathlib import Path
 
 from jwtgate.loopback import http_get
 from jwtgate.settings import ConfigError, EnvReader
+from launcher.files import nginx_dir
 from launcher.oidc_demo import OidcDemo
 
-NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+NGINX_DIR = nginx_dir()
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}|\$([A-Z][A-Z0-9_]*)")
 _SERVICES = ("auth_api", "backend", "validator")
 # Scaling out: JWTGATE_<key> separate gunicorn masters of a service, each on its own socket.
@@ -91,6 +92,10 @@ def _with_policy(policy):
 
 class StackError(Exception):
     """The stack could not start; the message says which part and quotes its log."""
+
+
+class StackConfigError(StackError):
+    """The stack's settings are invalid; the message names every bad setting."""
 
 
 @dataclass
@@ -289,14 +294,14 @@ class Stack:
             if "VALIDATOR_PROVIDERS_FILE" in self.environ:
                 problems.append(("VALIDATOR_PROVIDERS_FILE", "unset it for the demo, which writes its own"))
             if problems:
-                raise StackError(str(ConfigError(problems)))
+                raise StackConfigError(str(ConfigError(problems)))
         for settings_class in (ValidatorSettings, AuthSettings):
             try:
                 settings_class.from_env(self.service_env())
             except ConfigError as error:
                 problems.extend(error.problems)
         if problems:
-            raise StackError(str(ConfigError(problems)))
+            raise StackConfigError(str(ConfigError(problems)))
 
     def nginx_variables(self):
         """The NGINX_* values the templates are rendered with."""
@@ -395,9 +400,13 @@ class Stack:
         return [self.nginx, "-p", str(self.nginx_prefix), "-c", str(self.nginx_prefix / "nginx.conf"),
                 "-e", str(self.log_path("nginx-error")), *extra]
 
+    @staticmethod
+    def gunicorn_config(service):
+        """The service's gunicorn.conf.py, in its installed package."""
+        return Path(importlib.util.find_spec(service).origin).parent / "gunicorn.conf.py"
+
     def gunicorn_command(self, service):
-        config = Path(importlib.util.find_spec(service).origin).parent / "gunicorn.conf.py"
-        return [sys.executable, "-m", "gunicorn", "-c", str(config)]
+        return [sys.executable, "-m", "gunicorn", "-c", str(self.gunicorn_config(service))]
 
     def _run_checked(self, command, what):
         result = subprocess.run(command, env=self.service_env(), capture_output=True, text=True, timeout=120)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import os
 
 from jwtgate.dpop import MIN_NONCE_SECONDS
+from jwtgate.revocation import is_redis_url
 from jwtgate.settings import ConfigError, EnvReader, data_dir
 from validator.metadata import SCOPE_TOKEN
 from validator.providers import PRESETS, ProblemList, build, load_file
@@ -179,6 +180,10 @@ class Settings:
             problems = ProblemList(env.name("ISSUER"), _SINGLE_FIELDS)
             single_provider(settings, problems)
             env.problems.extend(item for item in problems.items if item not in env.problems)
+        # Redis is an optional extra: a store that names it needs its client installed.
+        for key, value in (("REVOCATION_DB", settings.revocation_db), ("DPOP_REPLAY_DB", settings.dpop_replay_db)):
+            if is_redis_url(value):
+                env.needs_extra(key, "redis", "redis")
         env.finish()
         return settings
 

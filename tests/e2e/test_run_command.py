@@ -15,10 +15,11 @@ from launcher.stack import Stack
 from tests.services import free_port
 
 
-def start_run(data_dir, port):
+def start_run(data_dir, port, command=(sys.executable, "-m", "launcher"), environ=os.environ, cwd=None):
+    """Start `command run` (python -m launcher, or an installed jwtgate); return it and the demo user it printed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "launcher", "run", "--listen", f"127.0.0.1:{port}"],
-        env={**os.environ, "JWTGATE_DATA_DIR": str(data_dir)},
+        [*command, "run", "--listen", f"127.0.0.1:{port}"],
+        env={**environ, "JWTGATE_DATA_DIR": str(data_dir)}, cwd=cwd,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines = queue.Queue()
@@ -89,7 +90,7 @@ def test_run_refuses_bad_configuration(tmp_path):
              "AUTH_ACCESS_TOKEN_TTL_SECONDS": "-5"},
         capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "VALIDATOR_LEEWAY_SECONDS" in result.stderr
     assert "AUTH_ACCESS_TOKEN_TTL_SECONDS" in result.stderr
     assert "Traceback" not in result.stderr
