@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from launcher.oidc_demo import AUDIENCE, SCOPES, SCRIPT, private_jwk
-from tests.services import _tail, _wait, free_port
+from tests.services import _tail, _wait, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,13 +78,7 @@ class OidcProvider:
         return self
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def restart(self):

@@ -36,6 +36,17 @@ def _tail(path, lines=30):
         return f"(no log at {path})"
 
 
+def stop_process(process, timeout=10):
+    """SIGTERM, then SIGKILL if the process has not gone within `timeout` seconds (None: nothing started)."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _wait(what, process, probe, log_path):
     """Poll probe() until it returns true; fail loudly with the server's log otherwise."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -76,13 +87,7 @@ class RedisServer:
         return self
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def flush(self):
         import redis

@@ -402,14 +402,6 @@ def assert_dpop_refused(response, error):
 
 
 @pytest.fixture
-def revocations(settings, clock):
-    # On the fake clock, so the revocations the app records are still live when read.
-    revocations = SqliteRevocationStore(settings.revocation_db, clock=clock)
-    revocations.create()
-    return revocations
-
-
-@pytest.fixture
 def bound_client(settings, store, keyring, revocations, clock):
     return testing.TestClient(create_app(settings, store=store, keyring=keyring, revocations=revocations, clock=clock))
 

@@ -12,7 +12,6 @@ from auth_api.config import Settings
 from auth_api.cookies import ACCESS_COOKIE, REFRESH_COOKIE
 from auth_api.keys import KeyRing
 from auth_api.store import UserStore
-from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
 
@@ -30,13 +29,6 @@ CLOCK_START = 1_800_000_000.2
 def settings(tmp_path):
     return Settings(data_dir=str(tmp_path), access_token_ttl_seconds=600, refresh_token_ttl_seconds=3600,
                     key_activation_delay_seconds=0)
-
-
-@pytest.fixture
-def revocations(settings, clock):
-    revocations = SqliteRevocationStore(settings.revocation_db, clock=clock)
-    revocations.create()
-    return revocations
 
 
 def make_client(settings, revocations, clock):

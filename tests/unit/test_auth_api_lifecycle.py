@@ -13,7 +13,6 @@ from auth_api.config import Settings
 from auth_api.keys import KeyRing, key_files, keys_dir, rotate, rotate_if_due
 from auth_api.sessions import Sessions
 from auth_api.store import UserStore
-from jwtgate.revocation import SqliteRevocationStore
 from jwtgate.settings import ConfigError
 
 
@@ -37,13 +36,6 @@ def store(settings, clock):
     store.add_user("alice", passwords.hash(PASSWORD), roles=["user"], scopes=["orders:read"])
     yield store
     store.close()
-
-
-@pytest.fixture
-def revocations(settings, clock):
-    revocations = SqliteRevocationStore(settings.revocation_db, clock=clock)
-    revocations.create()
-    return revocations
 
 
 @pytest.fixture
