@@ -49,7 +49,7 @@ def test_padding_or_other_characters_after_a_valid_signature_are_malformed(signe
     rejected(rs256(signer, claims(NOW)) + suffix, "malformed")
 
 
-@pytest.mark.parametrize("segment", ["", "=", "AA==", "A+", "A/", "A.", "é"])
+@pytest.mark.parametrize("segment", ["", "=", "AA==", "A+", "A/", "A.", "é", "AA A", "AA.A", "AA\tA", "AAA\n"])
 def test_an_empty_segment_or_one_outside_the_base64url_alphabet_is_malformed(segment):
     with pytest.raises(TokenRejected) as raised:
         jose.b64decode(segment)

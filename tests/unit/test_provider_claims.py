@@ -295,3 +295,9 @@ def test_our_own_token_claims_are_the_six_our_auth_api_writes():
 def test_an_audience_array_holds_1_to_64_strings():
     assert check(BASE | {"aud": [f"x{i}" for i in range(63)] + ["api"]}).sub == "user-1"
     refused(BASE | {"aud": [f"x{i}" for i in range(64)] + ["api"]}, "wrong_audience")
+
+
+@pytest.mark.parametrize("value", [True, None, ["a"], {"a": 1}, 1.0])
+def test_a_claim_rule_never_compares_a_boolean_null_array_object_or_float_as_its_text(value):
+    rules = (("ver", ("True", "None", "['a']", "{'a': 1}", "1.0")),)
+    refused(BASE | {"ver": value}, "invalid_claims", claim_rules=rules)
