@@ -82,6 +82,8 @@ def test_json_nesting_of_ten_levels_parses_and_eleven_is_malformed():
 def test_many_shallow_brackets_are_not_deep():
     assert not jose.exceeds_depth(b"[" + b"[]," * 20 + b"[]]")
     assert not jose.exceeds_depth(b'{"a":[[],[],[],[],[],[],[],[],[],[],[],[]]}')
+    assert not jose.exceeds_depth(b"[" + b"{}," * 12 + b"{}]")
+    assert jose.json_object(b'{"a":[' + b'{"b":{}},' * 6 + b"{}]}")["a"][0] == {"b": {}}
 
 
 def test_an_empty_first_string_does_not_hide_the_nesting_after_it():

@@ -149,7 +149,8 @@ def test_a_mapped_claim_that_is_no_string_or_integer_refuses_the_token(value):
     refused(BASE | {"tenant": value}, "invalid_claims", extra_claims=("tenant",))
 
 
-@pytest.mark.parametrize("value", ["a,b", ["a,b"], "é", " acme", "acme ", "", "a" * 257, "a\x7f", "a\x1f", "a\n"])
+@pytest.mark.parametrize("value", ["a,b", ["a,b"], "é", " acme", "acme ", "", "a" * 257, "a\x7f", "a\x1f", "a\x1fb",
+                                   "a\tb", "a\n"])
 def test_a_mapped_claim_value_that_is_not_header_safe_refuses_the_token(value):
     refused(BASE | {"tenant": value}, "invalid_claims", extra_claims=("tenant",))
 
@@ -301,3 +302,8 @@ def test_an_audience_array_holds_1_to_64_strings():
 def test_a_claim_rule_never_compares_a_boolean_null_array_object_or_float_as_its_text(value):
     rules = (("ver", ("True", "None", "['a']", "{'a': 1}", "1.0")),)
     refused(BASE | {"ver": value}, "invalid_claims", claim_rules=rules)
+
+
+def test_sub_is_needed_even_where_the_policy_does_not_list_it():
+    without_sub = {key: value for key, value in BASE.items() if key != "sub"}
+    refused(without_sub, "invalid_claims", required_claims=frozenset({"exp", "iss"}))
