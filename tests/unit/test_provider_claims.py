@@ -307,3 +307,8 @@ def test_a_claim_rule_never_compares_a_boolean_null_array_object_or_float_as_its
 def test_sub_is_needed_even_where_the_policy_does_not_list_it():
     without_sub = {key: value for key, value in BASE.items() if key != "sub"}
     refused(without_sub, "invalid_claims", required_claims=frozenset({"exp", "iss"}))
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "sub", "iss"])
+def test_a_policy_requires_exp_iat_sub_and_iss_unless_told_otherwise(claim):
+    refused({key: value for key, value in BASE.items() if key != claim}, "invalid_claims")
