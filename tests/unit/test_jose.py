@@ -75,8 +75,9 @@ def test_json_nesting_of_ten_levels_parses_and_eleven_is_malformed():
     assert jose.exceeds_depth(nested(jose.MAX_JSON_DEPTH + 1))
     assert jose.MAX_JSON_DEPTH == 10
     assert jose.json_object(b'{"a":' + nested(9) + b"}") == {"a": [[[[[[[[[]]]]]]]]]}
-    with pytest.raises(TokenRejected):
+    with pytest.raises(TokenRejected) as raised:
         jose.json_object(b'{"a":' + nested(10) + b"}")
+    assert raised.value.reason == "malformed"
 
 
 def test_many_shallow_brackets_are_not_deep():
