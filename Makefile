@@ -77,7 +77,7 @@ $(MUTATE_STAMP): $(STAMP)
 # mutmut reads setup.cfg [mutmut] (which modules, which tests) and works in mutants/, started afresh:
 # its own reuse of earlier results does not notice changed tests. Not part of make test (docs/testing.md).
 .PHONY: mutate
-mutate: venv $(MUTATE_STAMP) ## Mutation-test the token checks with the unit tests (mutmut; 15-25 minutes)
+mutate: venv $(MUTATE_STAMP) ## Mutation-test the token checks with the unit tests (mutmut; 30-50 minutes)
 	rm -rf mutants
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results
