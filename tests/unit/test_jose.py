@@ -93,6 +93,9 @@ def test_an_empty_first_string_does_not_hide_the_nesting_after_it():
 
 
 def test_closing_brackets_lower_the_depth_only_by_one_each():
+    # Ten deep, one closed, two opened: eleven deep (a closing bracket that reset the count would say three).
+    assert jose.exceeds_depth(b"[" * 10 + b"],[[]]" + b"]" * 9)
+    assert not jose.exceeds_depth(b"[" * 10 + b"],[]" + b"]" * 9)
     # Two levels closed, then eleven more opened inside the remaining one: 12 deep.
     assert jose.exceeds_depth(b"[[[]," + nested(11) + b"]]")
     assert jose.exceeds_depth(b'{"a":{"b":[]},' + b'"c":' + nested(10) + b"}")
