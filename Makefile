@@ -76,6 +76,20 @@ test-integration: venv nginx chromium $(NODE_STAMP) ## Run the tests that start 
 fuzz: venv ## Run the property-based fuzz tests with many more examples (HYPOTHESIS_PROFILE=long)
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/fuzz --timeout=0
 
+MUTATE_STAMP := $(VENV)/.mutate-installed
+
+$(MUTATE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+# mutmut reads setup.cfg [mutmut] (which modules, which tests) and works in mutants/, started afresh:
+# its own reuse of earlier results does not notice changed tests. Not part of make test (docs/testing.md).
+.PHONY: mutate
+mutate: venv $(MUTATE_STAMP) ## Mutation-test the token checks with the unit tests (mutmut; 30-50 minutes)
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "npm is not installed: run 'sudo apt-get install nodejs npm' (Debian's packages), then retry." >&2; exit 1; }
@@ -137,4 +151,4 @@ dist: venv ## Build the wheel and the sdist into dist/ (python -m build)
 	$(PY) -m build --outdir dist .
 
 clean: ## Remove build output and caches (keeps .venv and the data in var/)
-	rm -rf build dist .pytest_cache *.egg-info
+	rm -rf build dist .pytest_cache *.egg-info mutants

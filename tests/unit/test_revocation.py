@@ -179,6 +179,28 @@ def test_verify_refuses_a_cached_token_once_revoked(tmp_path):
     assert result.headers["X-Auth-Error"] == "revoked"
 
 
+def test_verify_refuses_every_token_of_a_user_issued_up_to_the_cutoff(tmp_path):
+    signer = RsaSigner()
+    wall = FakeClock(1_800_000_000)
+    store = SqliteRevocationStore(tmp_path / "revocations.db", clock=wall)
+    store.create()
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30)
+    client = falcon.testing.TestClient(
+        create_app(Settings(jwks_url="http://auth/jwks", provider_preset="jwtgate"),
+                   keys=JwksSource("http://auth/jwks", fetch=_Jwks(signer)), revocations=feed, clock=wall))
+    earlier = rs256(signer, claims(wall() - 60))
+    at_cutoff = rs256(signer, claims(wall()))
+    someone_else = rs256(signer, claims(wall(), sub="bob"))
+    store.add([Revocation("sub", "alice", int(wall()) + 900, cutoff=int(wall()))])
+    asyncio.run(feed.sync())
+    wall.tick(1)
+    later = rs256(signer, claims(wall()))
+    for sent, status, reason in ((earlier, 401, "revoked"), (at_cutoff, 401, "revoked"), (someone_else, 200, None),
+                                 (later, 200, None)):
+        result = client.simulate_get("/verify", headers={"Authorization": f"Bearer {sent}"})
+        assert (result.status_code, result.headers.get("X-Auth-Error")) == (status, reason)
+
+
 def test_sid_claim_must_be_header_safe():
     signer = RsaSigner()
     keys = JwksSource("http://auth/jwks", fetch=_Jwks(signer))

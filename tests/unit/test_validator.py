@@ -426,6 +426,30 @@ def test_unknown_kid_refetches_the_jwks_once(client, jwks, other_signer, clock):
     assert jwks.fetches == 2
 
 
+def test_unknown_kid_refetches_the_jwks_within_one_app_startup(settings, jwks, signer, other_signer, clock):
+    # One startup for the whole test: TestClient would run the startup's key refresh before each request,
+    # so a resource that never refetched would pass.
+    async def scenario():
+        keys = JwksSource("http://auth/jwks", fetch=jwks, clock=clock, min_interval=5)
+        async with falcon.testing.ASGIConductor(create_app(settings, keys=keys, clock=clock)) as conductor:
+            async def status(token):
+                result = await conductor.simulate_get("/verify", headers={"Authorization": f"Bearer {token}"})
+                return result.status_code, result.headers.get("X-Auth-Error")
+
+            token = rs256(other_signer, claims(clock()))
+            assert await status(rs256(signer, claims(clock()))) == (200, None)
+            assert await status(token) == (401, "unknown_key")
+            assert jwks.fetches == 1
+            jwks.document["keys"].append(other_signer.jwk)
+            clock.tick(6)
+            assert await status(token) == (200, None)
+            assert jwks.fetches == 2
+            assert await status(rs256(other_signer, claims(clock()))) == (200, None)
+            assert jwks.fetches == 2
+
+    asyncio.run(scenario())
+
+
 def test_unknown_kid_flood_is_rate_limited(client, jwks, signer, clock):
     for number in range(50):
         verify(client, rs256(signer, claims(clock()), header(signer, kid=f"random-{number}")))

@@ -122,3 +122,15 @@ def test_a_verdict_keeps_sub_jti_and_sid_in_one_string(sid):
 def test_a_verdict_refuses_names_that_would_split_wrongly(names):
     with pytest.raises(ValueError):
         Identity(**(dict(sub="alice", roles=(), scopes=(), jti="j1", iat=1, exp=2) | names))
+
+
+def test_the_shared_table_starts_again_once_it_holds_its_bound():
+    bound = cache_module._MAX_SHARED_VALUES
+    cache = VerdictCache(10, 300, timer=FakeClock())
+    kept = [cache.share((number,)) for number in range(bound)]
+    assert len(cache._values) == bound == 4096
+    # Full: the next value, even one already kept, starts a new table.
+    again = (0,)
+    assert cache.share(again) is again and again is not kept[0]
+    assert len(cache._values) == 1
+    assert cache.share((1,)) is not kept[1] and cache.share((0,)) is again
