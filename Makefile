@@ -89,6 +89,7 @@ mutate: venv $(MUTATE_STAMP) ## Mutation-test the token checks with the unit tes
 	rm -rf mutants
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results
+	$(PY) -m tests.constant_mutations
 
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || { \
