@@ -6,13 +6,17 @@ from dataclasses import dataclass
 from jwtgate.reasons import TokenRejected
 
 _VISIBLE = re.compile(r"[\x21-\x7e]{1,255}")
-# Role and scope values become comma-separated header values: no comma, space, CR or LF.
+# Role and scope values become comma-separated header values: no comma, space, CR or LF. A name
+# outside this (an Okta group "Sales Team", say) is left out of the roles or scopes rather than
+# refusing the token: fewer names can only grant less, and the token is no less genuine for it.
 _NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,64}")
 # Other mapped claims: printable ASCII without a comma (the array separator).
 _HEADER_VALUE = re.compile(r"[\x20-\x2b\x2d-\x7e]{1,256}")
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_CLAIMS = 64
 _MAX_NAMES = 64
+# Entries a role or scope claim may list, kept or not: bounds the work one token can ask for.
+_MAX_LISTED = 256
 # RFC 7519 NumericDate, bounded to the year 9999 so arithmetic never overflows anything.
 _MAX_NUMERIC_DATE = 253_402_300_799
 # Claims in which issuers say what a token is (Cognito's token_use, others' token_type or type,
@@ -150,12 +154,12 @@ def _numeric_date(claims, name):
 
 
 def _names(value):
-    if not isinstance(value, list) or len(value) > _MAX_NAMES:
+    """The header-safe names of a list of strings; a list of anything else refuses the token."""
+    if not isinstance(value, list) or len(value) > _MAX_LISTED:
         raise TokenRejected("invalid_claims")
-    for name in value:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise TokenRejected("invalid_claims")
-    return value
+    if not all(isinstance(name, str) for name in value):
+        raise TokenRejected("invalid_claims")
+    return [name for name in value if _NAME.fullmatch(name)]
 
 
 def _unshared(value):
@@ -190,7 +194,7 @@ def _collect(claims, paths, separated):
             # RFC 8693 section 4.2 (and RFC 9068 2.2.3): `scope` is one string; arrays go by other names.
             raise TokenRejected("invalid_claims")
         if isinstance(value, str) and separated:
-            value = value.split(" ") if value else []
+            value = value.split(" ")
         found.extend(_names(value))
     if len(found) > _MAX_NAMES:
         raise TokenRejected("invalid_claims")

@@ -93,6 +93,7 @@ MUTATIONS = [
            TEST_CLAIMS),
     *_each(CLAIMS, "_MAX_CLAIMS = 64", ["_MAX_CLAIMS = 65", "_MAX_CLAIMS = 63"], TEST_CLAIMS),
     *_each(CLAIMS, "_MAX_NAMES = 64", ["_MAX_NAMES = 65", "_MAX_NAMES = 63"], TEST_CLAIMS),
+    *_each(CLAIMS, "_MAX_LISTED = 256", ["_MAX_LISTED = 257", "_MAX_LISTED = 255"], TEST_CLAIMS),
     *_each(CLAIMS, "_MAX_NUMERIC_DATE = 253_402_300_799",
            ["_MAX_NUMERIC_DATE = 253_402_300_800", "_MAX_NUMERIC_DATE = 253_402_300_798"], TEST_CLAIMS),
     *_each(CLAIMS, _TYPES, ['("token_type", "type", "typ")', '("token_use", "type", "typ")',
