@@ -108,6 +108,10 @@ class StaticKeys:
     def stale(self):
         return False
 
+    def age(self):
+        """None: a secret from the configuration was never fetched."""
+        return None
+
     def on_retire(self, callback):
         """Nothing to watch: the one secret never leaves."""
 
@@ -178,6 +182,10 @@ class JwksSource:
         if self.last_success is None:
             return True
         return self._max_staleness is not None and self._clock() - self.last_success > self._max_staleness
+
+    def age(self):
+        """Seconds since the last good key set arrived, or None before the first."""
+        return None if self.last_success is None else self._clock() - self.last_success
 
     def on_retire(self, callback):
         """Call callback() whenever a refresh drops a key, or finds other material under its kid."""

@@ -59,7 +59,10 @@ def make_keys(settings, provider):
     or the jwks_uri its issuer's metadata names (OpenID Connect Discovery, else RFC 8414)."""
     if settings.hs256_secret is not None and not settings.providers:
         return StaticKeys(settings.hs256_secret, settings.hs256_kid)
-    fetch = functools.partial(metrics.jwks_fetch, ca_file=provider.ca_file, allow_http=provider.allow_http)
+    # The failure series exists from the start, so a rate() over it is 0, not absent.
+    metrics.JWKS_FETCH_FAILURES.labels(provider=provider.name)
+    fetch = functools.partial(metrics.jwks_fetch, provider=provider.name, ca_file=provider.ca_file,
+                              allow_http=provider.allow_http)
     source = {"url": provider.jwks_uri} if provider.jwks_uri else {"issuer": provider.issuer,
                                                                      "discovery": provider.discovery_kind}
     return JwksSource(

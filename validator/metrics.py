@@ -12,7 +12,6 @@ import collections
 import json
 import logging
 import math
-import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -33,13 +32,16 @@ CACHE_HITS = Counter("validator_cache_hits_total", "Verdict cache lookups that f
 CACHE_MISSES = Counter("validator_cache_misses_total", "Verdict cache lookups that found nothing.")
 CACHE_ENTRIES = Gauge("validator_cache_entries", "Verdicts cached, summed over live workers.",
                       multiprocess_mode="livesum")
+# Labelled by provider (names from the configuration, at most 32): one provider's outage must show
+# even while another's keys arrive on time.
 JWKS_AGE = Gauge("validator_jwks_age_seconds",
-                 "Seconds since a worker last loaded the JWKS; the oldest live worker's.",
-                 multiprocess_mode="livemax")
+                 "Seconds since a provider's key set last arrived; the oldest live worker's.",
+                 ["provider"], multiprocess_mode="livemax")
 JWKS_FETCH_FAILURES = Counter("validator_jwks_fetch_failures_total",
-                              "Key-set and discovery fetches that failed (unreachable, not 200, neither document).")
-JWKS_KEYS = Gauge("validator_jwks_keys", "Verification keys held; the fewest of any live worker.",
-                  multiprocess_mode="livemin")
+                              "Key-set and discovery fetches that failed (unreachable, not 200, neither document).",
+                              ["provider"])
+JWKS_KEYS = Gauge("validator_jwks_keys", "A provider's verification keys in use; the fewest of any live worker.",
+                  ["provider"], multiprocess_mode="livemin")
 
 for _result in RESULTS:
     # Every series exists from the start, so a rate() over a result never seen yet is 0, not absent.
@@ -130,30 +132,21 @@ def _document_kind(body):
 
 
 class JwksFetchObserver:
-    """Wraps every provider's fetch (discovery and JWKS): counts failed fetches and remembers when a key
-    set last arrived. `options` (a provider's CA bundle, whether plain http is allowed) go to the fetch."""
+    """Wraps every provider's fetch (discovery and JWKS) and counts the failed ones by provider.
+    `options` (a provider's CA bundle, whether plain http is allowed) go to the fetch."""
 
-    def __init__(self, fetch=fetching.get, clock=time.monotonic):
+    def __init__(self, fetch=fetching.get):
         self._fetch = fetch
-        self._clock = clock
-        self.loaded_at = None
 
-    def __call__(self, url, *, unix_socket=None, timeout=None, **options):
+    def __call__(self, url, *, provider, unix_socket=None, timeout=None, **options):
         try:
             response = self._fetch(url, unix_socket=unix_socket, timeout=timeout, **options)
         except Exception:
-            JWKS_FETCH_FAILURES.inc()
+            JWKS_FETCH_FAILURES.labels(provider=provider).inc()
             raise
-        kind = _document_kind(response.body) if response.status == 200 else None
-        if kind == "keys":
-            self.loaded_at = self._clock()
-        elif kind is None:
-            JWKS_FETCH_FAILURES.inc()
+        if response.status != 200 or _document_kind(response.body) is None:
+            JWKS_FETCH_FAILURES.labels(provider=provider).inc()
         return response
-
-    def age(self):
-        """Seconds since the last good fetch, or None before the first."""
-        return None if self.loaded_at is None else self._clock() - self.loaded_at
 
 
 # One per worker process, like the metrics: validator.app hands it to JwksSource as its fetch.
@@ -164,20 +157,20 @@ class VerifyMetrics:
     """Falcon ASGI middleware, at start-up and shutdown only: every second, flush the /verify counts and
     refresh the cache and JWKS gauges."""
 
-    def __init__(self, cache, keys, stats, *, jwks=jwks_fetch, interval=1.0):
+    def __init__(self, cache, providers, stats, *, interval=1.0):
         self._cache = cache
-        self._keys = keys
+        self._providers = providers
         self._stats = stats
-        self._jwks = jwks
         self._interval = interval
         self._task = None
 
     def update_gauges(self):
         CACHE_ENTRIES.set(len(self._cache))
-        JWKS_KEYS.set(len(self._keys))
-        age = self._jwks.age()
-        if age is not None:
-            JWKS_AGE.set(age)
+        for name, keys in self._providers.key_sets():
+            JWKS_KEYS.labels(provider=name).set(len(keys))
+            age = keys.age()
+            if age is not None:
+                JWKS_AGE.labels(provider=name).set(age)
 
     async def _refresh(self):
         while True:

@@ -322,6 +322,10 @@ class TrustedProviders:
     def names(self):
         return [name for name, _, _ in self._entries]
 
+    def key_sets(self):
+        """(name, keys) of every provider, in the configured order."""
+        return [(name, keys) for name, _, keys in self._entries]
+
     def on_retire(self, callback):
         """Call callback() whenever any provider's refresh drops a key."""
         for _, _, keys in self._entries:

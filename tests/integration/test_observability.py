@@ -88,9 +88,10 @@ def test_validator_metrics_sum_every_worker(observed, signer):
     assert delta("validator_verify_duration_seconds_count") == 40
     assert delta("validator_cache_hits_total") + delta("validator_cache_misses_total") == 40
     assert delta("validator_cache_hits_total") >= 30 - 3   # at most one miss per worker for the valid token
-    assert value(after, "validator_jwks_keys") >= 1
-    assert value(after, "validator_jwks_age_seconds") >= 0
-    assert ("validator_jwks_fetch_failures_total", ()) in after
+    assert value(after, "validator_jwks_keys", provider="jwtgate") >= 1
+    assert ("validator_jwks_age_seconds", (("provider", "jwtgate"),)) in after
+    assert value(after, "validator_jwks_age_seconds", provider="jwtgate") >= 0
+    assert ("validator_jwks_fetch_failures_total", (("provider", "jwtgate"),)) in after
     # Every result has a series from the start, so dashboards never see a gap.
     for result in ("revoked", "invalid_signature", "unknown_key"):
         assert ("validator_verify_requests_total", (("result", result),)) in after

@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from jwtgate.loopback import http_get
 from launcher.stack import Stack
@@ -59,6 +60,15 @@ def call(gateway, token, path="/api/protected/x"):
 def readiness(gateway):
     status, body = http_get("http://localhost/readyz", unix_socket=gateway.stack.socket("validator"), timeout=5)
     return status, json.loads(body)
+
+
+def key_metrics(gateway):
+    """{(metric, provider): value} of the validator's key metrics, from one worker's /metrics."""
+    status, body = http_get("http://localhost/metrics", unix_socket=gateway.stack.socket("validator"), timeout=5)
+    assert status == 200
+    return {(sample.name, sample.labels["provider"]): sample.value
+            for family in text_string_to_metric_families(body.decode()) for sample in family.samples
+            if sample.name.startswith("validator_jwks_")}
 
 
 def until(condition, seconds):
@@ -128,6 +138,13 @@ def test_a_provider_that_stops_answering_loses_its_tokens_and_readiness_names_it
     assert call(gateway, own).status_code == 200
     status, body = readiness(gateway)
     assert status == 200 and body["providers_without_keys"] == ["oidc"], body
+    # The metrics tell the two providers apart: one provider's outage shows while the other's keys flow.
+    assert until(lambda: key_metrics(gateway).get(("validator_jwks_keys", "oidc")) == 0, 10)
+    seen = key_metrics(gateway)
+    assert seen[("validator_jwks_keys", "jwtgate")] >= 1
+    assert seen[("validator_jwks_age_seconds", "oidc")] > STALENESS_SECONDS
+    assert seen[("validator_jwks_age_seconds", "jwtgate")] >= 0
+    assert seen[("validator_jwks_fetch_failures_total", "oidc")] >= 1
     oidc.start()
     assert until(lambda: call(gateway, oidc.token()).status_code == 200, 30)
     assert readiness(gateway)[1]["providers_without_keys"] == []

@@ -16,7 +16,9 @@ from tests.minting import RsaSigner, b64, claims, header, rs256
 from validator import metrics
 from validator.app import create_app
 from validator.config import Settings
-from jwtgate.keys import JwksSource
+from validator.providers import TrustedProviders
+from jwtgate.claims import Policy
+from jwtgate.keys import JwksSource, StaticKeys
 from jwtgate.jose import MAX_JSON_DEPTH, exceeds_depth
 
 
@@ -132,10 +134,10 @@ def test_metrics_endpoint_speaks_prometheus(client):
     assert openmetrics.text.rstrip().endswith("# EOF")
 
 
-def test_jwks_observer_counts_failures_and_ages():
-    now = [100.0]
+def test_jwks_observer_counts_each_providers_failures():
     replies = iter([OSError("refused"), Response(500, {}, b"oops"), Response(200, {}, b"not json"),
-                    Response(200, {}, b'{"keys": []}')])
+                    Response(200, {}, b'{"keys": []}'), Response(200, {}, b'{"jwks_uri": "https://a/k"}'),
+                    Response(503, {}, b"")])
 
     def fetch(url, **_):
         reply = next(replies)
@@ -143,30 +145,42 @@ def test_jwks_observer_counts_failures_and_ages():
             raise reply
         return reply
 
-    observer = metrics.JwksFetchObserver(fetch, clock=lambda: now[0])
-    failures = sample("validator_jwks_fetch_failures_total")
+    observer = metrics.JwksFetchObserver(fetch)
+    failures = {name: sample("validator_jwks_fetch_failures_total", provider=name) for name in ("a", "b")}
     with pytest.raises(OSError):
-        observer("u")
-    observer("u")
-    observer("u")
-    assert observer.age() is None
-    observer("u")
+        observer("u", provider="a")
+    for _ in range(4):
+        observer("u", provider="a")
+    observer("u", provider="b")
+    assert sample("validator_jwks_fetch_failures_total", provider="a") == failures["a"] + 3
+    assert sample("validator_jwks_fetch_failures_total", provider="b") == failures["b"] + 1
+
+
+class _Cache:
+    def __len__(self):
+        return 4
+
+
+def test_gauges_report_cache_size_and_each_providers_keys_and_their_age():
+    now = [1000.0]
+    jwks = {"keys": [RsaSigner("k1").jwk, RsaSigner("k2").jwk]}
+    fresh = JwksSource("https://a/jwks", fetch=lambda url, **_: Response(200, {}, json.dumps(jwks).encode()),
+                       clock=lambda: now[0])
+    down = JwksSource("https://b/jwks", fetch=lambda url, **_: Response(503, {}, b""), clock=lambda: now[0])
+    asyncio.run(fresh.refresh())
+    asyncio.run(down.refresh())
     now[0] += 7
-    assert observer.age() == 7
-    assert sample("validator_jwks_fetch_failures_total") == failures + 3
-
-
-def test_gauges_report_cache_size_keys_and_jwks_age():
-    class Cache:
-        def __len__(self):
-            return 4
-
-    observer = metrics.JwksFetchObserver(lambda url, **_: Response(200, {}, b'{"keys": []}'), clock=lambda: 50.0)
-    observer("u")
-    metrics.VerifyMetrics(Cache(), [1, 2], metrics.VerifyStats(), jwks=observer).update_gauges()
+    providers = TrustedProviders((name, Policy(issuer=name, audiences=("api",), accepted_typ=("at+jwt",),
+                                                 leeway_seconds=0), keys)
+                                 for name, keys in [("fresh", fresh), ("down", down), ("secret", StaticKeys("s"))])
+    metrics.VerifyMetrics(_Cache(), providers, metrics.VerifyStats()).update_gauges()
     assert sample("validator_cache_entries") == 4
-    assert sample("validator_jwks_keys") == 2
-    assert sample("validator_jwks_age_seconds") == 0
+    assert sample("validator_jwks_keys", provider="fresh") == 2
+    assert sample("validator_jwks_age_seconds", provider="fresh") == 7
+    # A provider whose keys never came: no keys, and no age to report rather than a made-up one.
+    assert sample("validator_jwks_keys", provider="down") == 0
+    assert REGISTRY.get_sample_value("validator_jwks_age_seconds", {"provider": "down"}) is None
+    assert sample("validator_jwks_keys", provider="secret") == 1
 
 
 # --- request id -----------------------------------------------------------------------------
