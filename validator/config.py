@@ -47,7 +47,7 @@ class Settings:
     cache_size: int = 100_000
     cache_max_ttl_seconds: int = 300
     verdict_max_age_seconds: int = 0
-    max_token_bytes: int = 4096
+    max_token_bytes: int = 8000
     jwks_min_refresh_seconds: int = 5
     jwks_timeout_seconds: int = 2
     jwks_refresh_seconds: int = 60
@@ -149,7 +149,9 @@ class Settings:
             cache_max_ttl_seconds=env.integer("CACHE_MAX_TTL_SECONDS", 300, minimum=0, maximum=86_400),
             # Cache-Control max-age on allowed verdicts, for the optional Nginx micro-cache: a few seconds at most.
             verdict_max_age_seconds=env.integer("VERDICT_MAX_AGE_SECONDS", 0, minimum=0, maximum=10),
-            max_token_bytes=env.integer("MAX_TOKEN_BYTES", 4096, minimum=256, maximum=16_384),
+            # Other providers' tokens grow with groups and permissions (Entra, Auth0): 8000 is what fits, with
+            # `Authorization: Bearer `, in the 8 KiB header line Nginx and gunicorn accept by default.
+            max_token_bytes=env.integer("MAX_TOKEN_BYTES", 8000, minimum=256, maximum=16_384),
             jwks_min_refresh_seconds=env.integer("JWKS_MIN_REFRESH_SECONDS", 5, minimum=1, maximum=3600),
             jwks_timeout_seconds=env.integer("JWKS_TIMEOUT_SECONDS", 2, minimum=1, maximum=30),
             jwks_refresh_seconds=env.integer("JWKS_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),

@@ -16,7 +16,7 @@ PASSWORD = "a long and uncommon password for limits"
 DENIED = {"error": "invalid_credentials", "message": "Invalid username or password"}
 RATE_LIMITED = {"error": "rate_limited", "message": "Too many requests: try again later"}
 # The documented limits (docs/security.md, "Limits").
-MAX_TOKEN_BYTES = 4096
+MAX_TOKEN_BYTES = 8000
 MAX_CLAIMS = 64
 MAX_NAMES = 64
 MAX_JSON_DEPTH = 10
