@@ -205,7 +205,7 @@ def _audience_matches(value, policy):
     """RFC 7519 4.1.3 / RFC 9068 section 4: one string, or an array of strings, holding one of ours."""
     if isinstance(value, str):
         return value in policy.audiences
-    if policy.exact_audience or not isinstance(value, list) or not 0 < len(value) <= _MAX_NAMES:
+    if policy.exact_audience or not isinstance(value, list) or len(value) > _MAX_NAMES:
         return False
     if not all(isinstance(item, str) for item in value):
         return False

@@ -60,8 +60,7 @@ MUTATIONS = [
     *_each(JOSE, "frozenset(_BASE64URL[::16])", ["frozenset(_BASE64URL[::8])"], TEST_VALIDATOR),
     *_each(JOSE, "frozenset(_BASE64URL[::4])", ["frozenset(_BASE64URL[::2])"], TEST_VALIDATOR),
     Mutation(JOSE, "(frozenset(_BASE64URL), frozenset(),", "(frozenset(_BASE64URL), frozenset(_BASE64URL),",
-             TEST_VALIDATOR, equivalent="binascii refuses a segment of 4n+1 characters itself, and b64decode "
-                                       "turns that error into `malformed` too: the empty set only answers sooner"),
+             TEST_VALIDATOR),
     *_each(JOSE, _KID, [_KID.replace("128", "129"), _KID.replace("128", "127"), _KID.replace("x21", "x20"),
                         _KID.replace("x7e", "x7f"), _KID.replace("x21", "x22"), _KID.replace("x7e", "x7d")],
            TEST_JOSE),

@@ -245,6 +245,14 @@ def test_names_across_paths_may_total_64():
     assert len(check(claims, roles=("a", "b")).roles) == 64
 
 
+def test_a_path_the_token_lacks_does_not_hide_the_paths_after_it():
+    # Keycloak realm roles, then client roles: a user with client roles only still has them.
+    paths = ("realm_access.roles", "resource_access.api.roles")
+    claims = BASE | {"resource_access": {"api": {"roles": ["reader"]}}}
+    assert check(claims, roles=paths).roles == ("reader",)
+    assert check(claims | {"realm_access": {"roles": ["user"]}}, roles=paths).roles == ("user", "reader")
+
+
 @pytest.mark.parametrize("name, passes", [("a" * 64, True), ("a" * 65, False), ("", False),
                                           ("Az09._:/@-", True), ("a+b", False), ("a,b", False), ("a\tb", False),
                                           ("é", False), ("a#b", False)])
