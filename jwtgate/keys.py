@@ -181,7 +181,7 @@ class JwksSource:
         """True before the first key set arrives, and when the last good one is older than max_staleness."""
         if self.last_success is None:
             return True
-        return self._max_staleness is not None and self._clock() - self.last_success > self._max_staleness
+        return self._max_staleness is not None and self.age() > self._max_staleness
 
     def age(self):
         """Seconds since the last good key set arrived, or None before the first."""
