@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,10 @@ def pytest_collection_modifyitems(items):
         if directory not in DIRECTORY_MARKERS:
             raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(DIRECTORY_MARKERS)}}}")
         item.add_marker(DIRECTORY_MARKERS[directory])
+
+
+def _log_time(stamp):
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def children(pid):
@@ -94,6 +99,30 @@ class RunningStack:
             assert time.monotonic() < deadline, f"no access log line for {path}"
             time.sleep(0.05)
         return ids[-1]
+
+    def validator_records(self):
+        """The validator's JSON log records, oldest first."""
+        return [json.loads(line) for line in self.stack.log_path("validator").read_text().splitlines()]
+
+    def every_validator_worker_logged(self, since, accepts, seconds=5.0):
+        """{pid: time} of the first record `accepts` each live validator worker logged at or after `since`.
+
+        Waits (at most `seconds`) for all of them: a change that every worker applies on its own
+        timer is only in force everywhere once each has said so, and a sample of requests may
+        never reach the last one.
+        """
+        workers = children(self.stack.processes["validator"].pid)
+        assert workers, "the validator has no workers"
+        seen = {}
+        deadline = time.time() + seconds
+        while len(seen) < len(workers) and time.time() < deadline:
+            time.sleep(0.02)
+            for record in self.validator_records():
+                moment = _log_time(record["time"])
+                if record["pid"] in workers and moment >= since and accepts(record):
+                    seen.setdefault(record["pid"], moment)
+        assert set(seen) == workers, f"not every validator worker applied the change within {seconds:.0f} s"
+        return seen
 
     def private_key_pem(self):
         """The stack's active signing key, read from its data directory (tests only)."""

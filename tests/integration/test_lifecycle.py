@@ -1,7 +1,6 @@
 """Token lifecycle through the real Nginx with several validator workers: logout, refresh reuse,
 user revocation and key rotation under load."""
 
-import json
 import statistics
 import subprocess
 import sys
@@ -9,7 +8,6 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 import pytest
 from jose import jwt
@@ -47,14 +45,6 @@ def statuses(running, token, count=64):
         return list(pool.map(one, range(count)))
 
 
-def _log_time(stamp):
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-def log_records(running):
-    return [json.loads(line) for line in running.stack.log_path("validator").read_text().splitlines()]
-
-
 def refusal_delay(running, token, revoked_at, applied_when=lambda record: record["event"] == "revocations applied",
                   reason="revoked"):
     """Seconds from revoked_at until every validator worker had logged a record applied_when accepts.
@@ -62,20 +52,12 @@ def refusal_delay(running, token, revoked_at, applied_when=lambda record: record
     Then requests spread over the workers must all be refused, and no worker may
     accept the token after it first refused it with `reason`.
     """
-    workers = {record["pid"] for record in log_records(running) if record["event"] == "jwks loaded"}
-    assert len(workers) == WORKERS
-    applied = {}
-    while time.time() - revoked_at < DEADLINE and len(applied) < WORKERS:
-        time.sleep(0.02)
-        for record in log_records(running):
-            moment = _log_time(record["time"])
-            if moment >= revoked_at and applied_when(record):
-                applied.setdefault(record["pid"], moment)
-    assert set(applied) == workers, f"not every worker applied the change within {DEADLINE}s"
+    applied = running.every_validator_worker_logged(revoked_at, applied_when, DEADLINE)
+    assert len(applied) == WORKERS
     assert set(statuses(running, token)) == {401}
     fp = fingerprint(token)
     verdicts = defaultdict(list)
-    for record in log_records(running):
+    for record in running.validator_records():
         if record.get("token_fp") == fp and record["event"].startswith("verify"):
             verdicts[record["pid"]].append(record.get("reason") or record["result"])
     for pid, seen in verdicts.items():
