@@ -127,14 +127,19 @@ def test_a_revocation_takes_effect_within_max_age(cached):
     assert checks(cached, token) == 1, "the second answer should have come from the micro-cache"
     logout = cached.client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
     assert logout.status_code == 204
-    revoked = time.monotonic()
-    while (status := get(cached, "/api/protected/", token).status_code) == 200:
-        assert time.monotonic() - revoked < max_age + 3, "the revoked token still passes"
+    revoked = last_allowed = time.monotonic()
+    while True:
+        # When the last request let through was sent, not when its answer came: a slow answer on a
+        # loaded machine says nothing about how long the micro-cache kept the verdict.
+        sent = time.monotonic()
+        if (status := get(cached, "/api/protected/", token).status_code) != 200:
+            break
+        assert sent - revoked < max_age + 3, "the revoked token still passes"
+        last_allowed = sent
         time.sleep(0.05)
-    refused = time.monotonic()
     assert status == 401
     # A correctness bound (README: a revoked token passes for at most max-age), with room for the poll.
-    assert refused - revoked <= max_age + 0.5
+    assert last_allowed - revoked <= max_age + 0.5
 
 
 def test_a_server_that_skips_the_micro_cache_asks_the_validator_every_time(cached):
