@@ -102,7 +102,9 @@ class RunningStack:
 
     def validator_records(self):
         """The validator's JSON log records, oldest first."""
-        return [json.loads(line) for line in self.stack.log_path("validator").read_text().splitlines()]
+        text = self.stack.log_path("validator").read_text()
+        # Only whole lines: a worker may be writing the last one while it is read.
+        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
     def every_validator_worker_logged(self, since, accepts, seconds=5.0):
         """{pid: time} of the first record `accepts` each live validator worker logged at or after `since`.
