@@ -24,7 +24,7 @@ from validator.metadata import WELL_KNOWN, ResourceMetadata, is_issuer_url
 from validator.proof_gate import ProofGate
 from jwtgate.replay import MemoryReplayCache, RedisReplayCache, SqliteReplayCache
 from validator.resources import AssertionKeys, Health, MetadataDocument, Ready, Verify
-from validator.revocation import RevocationFeed, RevocationSet
+from validator.revocation import ProviderRevocations, RevocationFeed, RevocationSet
 from jwtgate.claims import Policy
 from jwtgate.verifier import Verifier
 
@@ -102,8 +102,9 @@ def make_providers(settings, keys=None):
     providers = trusted_providers(settings, keys_given=keys is not None)
     if keys is not None and len(providers) != 1:
         raise ValueError("keys= serves one provider only")
-    return TrustedProviders((provider.name, make_policy(settings, provider),
-                             keys if keys is not None else make_keys(settings, provider)) for provider in providers)
+    return TrustedProviders(((provider.name, make_policy(settings, provider),
+                              keys if keys is not None else make_keys(settings, provider)) for provider in providers),
+                            unrevoked={provider.name for provider in providers if not provider.revocations})
 
 
 def make_revocations(settings):
@@ -186,7 +187,9 @@ def create_app(settings, *, keys=None, providers=None, revocations=None, asserti
     # A verdict holds only while the key that verified it does: a key that leaves a set takes them all.
     trusted.on_retire(verdicts.clear)
     cache = metrics.CountedCache(verdicts, stats)
-    verifier = Verifier(trusted.issuers, cache, revocations, clock)
+    # The providers of `revocations = false` skip the store: none of its entries are theirs.
+    refusals = ProviderRevocations(revocations, trusted.unrevoked) if trusted.unrevoked else revocations
+    verifier = Verifier(trusted.issuers, cache, refusals, clock)
     app = falcon.asgi.App(middleware=[_Background(trusted, revocations, settings.jwks_refresh_seconds)])
     metadata = make_metadata(settings, trusted)
     resource_metadata = metadata.url if metadata is not None else None

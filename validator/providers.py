@@ -85,6 +85,7 @@ _MAX_LIST = 32
 _FIELDS = frozenset({
     "preset", "issuer", "audiences", "exact_audience", "audience_claim", "jwks_uri", "ca_file", "allow_http",
     "accepted_typ", "required_claims", "claim_rules", "roles", "scopes", "algorithms", "metadata", "socket",
+    "revocations",
 })
 # Where discovery looks (`metadata` in an entry): OpenID Connect Discovery 1.0, or RFC 8414.
 METADATA = {"openid": "openid-configuration", "oauth": "oauth-authorization-server"}
@@ -118,6 +119,10 @@ class Provider:
     discovery_kind: str = METADATA["openid"]
     # A unix socket every fetch of this provider goes through (a provider beside us, like our auth API).
     socket: str | None = None
+    # The revocation store (our auth API's logouts and cutoffs) speaks for this provider's tokens.
+    # False for a provider that never writes to it: its tokens then match none of those entries,
+    # and are not refused when the store cannot be read.
+    revocations: bool = True
 
     @property
     def discovery(self):
@@ -266,13 +271,16 @@ def build(name, entry, problems, *, own_keys=False):
     metadata = merged.get("metadata", "openid")
     if metadata not in METADATA:
         problems.add(f"{where} metadata", "must be openid or oauth")
+    revocations = merged.get("revocations", True)
+    if not isinstance(revocations, bool):
+        problems.add(f"{where} revocations", "must be true or false")
     if len(problems.items) > count:
         return None
     return Provider(
         name=name, issuer=issuer, audiences=audiences, audience_claim=audience_claim, exact_audience=exact,
         jwks_uri=jwks_uri, ca_file=ca_file, allow_http=allow_http, accepted_typ=typ, required_claims=required,
         claim_rules=tuple(claim_rules), roles=roles, scopes=scopes, algorithms=algorithms,
-        discovery_kind=METADATA[metadata], socket=socket,
+        discovery_kind=METADATA[metadata], socket=socket, revocations=revocations,
     )
 
 
@@ -311,10 +319,12 @@ def load_document(document, problems):
 class TrustedProviders:
     """The providers at run time, each with its Policy and key set; keyed by issuer for the Verifier."""
 
-    def __init__(self, entries):
+    def __init__(self, entries, unrevoked=frozenset()):
         # [(name, Policy, keys)]: keys is a StaticKeys, JwksSource or anything with get/len/refresh/run.
         self._entries = tuple(entries)
         self.issuers = {policy.issuer: (policy, keys) for _, policy, keys in self._entries}
+        # Names of the providers whose tokens the revocation store does not speak for (`revocations = false`).
+        self.unrevoked = frozenset(unrevoked)
 
     def __len__(self):
         return sum(len(keys) for _, _, keys in self._entries)

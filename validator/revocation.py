@@ -98,3 +98,16 @@ class RevocationFeed:
             if self._clock() - purged_at > 60:
                 self._revocations.purge(self._wall_clock())
                 purged_at = self._clock()
+
+
+class ProviderRevocations:
+    """A feed's refusals for the tokens it speaks for: those of every provider but the `unrevoked` ones."""
+
+    def __init__(self, feed, unrevoked):
+        self._feed = feed
+        self._unrevoked = frozenset(unrevoked)
+
+    def refusal(self, identity):
+        if identity.provider in self._unrevoked:
+            return None
+        return self._feed.refusal(identity)

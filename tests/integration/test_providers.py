@@ -21,7 +21,7 @@ STALENESS_SECONDS = 4
 OTHER_API = "https://other.example/"
 
 
-def start(tmp_path, oidc, **oidc_fields):
+def start(tmp_path, oidc, environ=(), **oidc_fields):
     stack = Stack(tmp_path / "stack", listen=f"127.0.0.1:{free_port()}", environ={
         **os.environ,
         "VALIDATOR_PROVIDERS_FILE": str(tmp_path / "providers.toml"),
@@ -29,6 +29,7 @@ def start(tmp_path, oidc, **oidc_fields):
         "VALIDATOR_JWKS_REFRESH_SECONDS": "1",
         "VALIDATOR_JWKS_MIN_REFRESH_SECONDS": "1",
         "VALIDATOR_JWKS_MAX_STALENESS_SECONDS": str(STALENESS_SECONDS),
+        **dict(environ),
     })
     providers_file(tmp_path / "providers.toml", stack, oidc, **oidc_fields)
     try:
@@ -162,5 +163,32 @@ def test_a_provider_unreachable_at_start_leaves_the_validator_up_for_the_others(
             assert until(lambda: call(running, down.token()).status_code == 200, 30)
         finally:
             down.stop()
+    finally:
+        running.close()
+
+
+@pytest.mark.parametrize("revocations", [True, False])
+def test_a_provider_outside_the_revocation_store_keeps_working_when_the_store_cannot_be_read(tmp_path, oidc,
+                                                                                             revocations):
+    # The store holds our auth API's logouts; `revocations = false` says none of them are the provider's.
+    running = start(tmp_path, oidc, environ={"VALIDATOR_REVOCATION_MAX_STALENESS_SECONDS": "1"},
+                    revocations=revocations)
+    try:
+        ours, theirs = running.login(), oidc.token()
+        assert call(running, ours).status_code == 200 and call(running, theirs).status_code == 200
+        (running.stack.data_dir / "revocations.db").rename(tmp_path / "revocations.db.away")
+
+        def statuses(token):
+            return {call(running, token).status_code for _ in range(8)}
+
+        # Fail closed for the tokens the store speaks for: a logout may be in what cannot be read. Each
+        # validator worker goes stale on its own clock; these waits end once the samples agree.
+        assert until(lambda: statuses(ours) == {401}, 15)
+        assert call(running, ours).json()["error"] == "revocation_unavailable"
+        if revocations:
+            assert until(lambda: statuses(theirs) == {401}, 15)
+            assert call(running, theirs).json()["error"] == "revocation_unavailable"
+        else:
+            assert statuses(theirs) == {200}
     finally:
         running.close()

@@ -1,5 +1,9 @@
 """Provider entries: presets fill what an entry leaves out, and every bad field is named."""
 
+import re
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from validator.providers import PRESETS, ProblemList, build, load_document, load_file
@@ -18,6 +22,8 @@ def test_a_minimal_entry_takes_the_generic_defaults_and_discovery():
     assert provider.required_claims == ("exp", "iat", "sub", "iss")
     assert provider.accepted_typ == ("at+jwt",)
     assert not provider.exact_audience
+    # Fail closed by default: the revocation store speaks for a provider until its entry says otherwise.
+    assert provider.revocations
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -70,6 +76,7 @@ def test_accepted_typ_is_lower_case_without_the_application_prefix():
     ({"issuer": "https://i.example", "audiences": "a", "algorithms": ["HS256"]}, "algorithms"),
     ({"issuer": "https://i.example", "audiences": "a", "audience_claim": "azp"}, "audience_claim"),
     ({"issuer": "https://i.example", "audiences": "a", "allow_http": "yes"}, "allow_http"),
+    ({"issuer": "https://i.example", "audiences": "a", "revocations": "no"}, "revocations"),
     ({"issuer": "https://i.example", "audiences": "a", "claim_rules": {"ver": 2}}, "claim_rules"),
     ({"issuer": "https://i.example", "audiences": "a", "accepted_typ": ["at jwt"]}, "accepted_typ"),
     ({"issuer": "https://i.example", "audiences": "a", "roles": ["a b"]}, "roles"),
@@ -85,6 +92,12 @@ def test_plain_http_is_accepted_for_loopback_and_with_allow_http():
     assert problems == [] and loopback.issuer == "http://127.0.0.1:9000"
     allowed, problems = _one({"issuer": "http://idp.internal", "audiences": "a", "allow_http": True})
     assert problems == [] and allowed.allow_http
+
+
+def test_an_entry_can_leave_the_revocation_store_out():
+    provider, problems = _one({"preset": "keycloak", "issuer": "https://idp.example/", "audiences": "a",
+                               "revocations": False})
+    assert problems == [] and provider.revocations is False
 
 
 def test_a_provider_with_its_own_keys_needs_no_url_issuer():
@@ -123,3 +136,17 @@ def test_an_unreadable_or_invalid_file_is_a_problem_not_a_crash(tmp_path):
     bad.write_text("[providers.a\n")
     load_file(str(bad), problems)
     assert [why.split(":")[1].strip()[:6] for _, why in problems.items] == ["cannot", "is not"]
+
+
+def _documented_entries():
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for page in [docs / "providers.md", *sorted((docs / "providers").glob("*.md"))]:
+        for number, block in enumerate(re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)):
+            yield pytest.param(block, id=f"{page.stem}-{number}")
+
+
+@pytest.mark.parametrize("block", list(_documented_entries()))
+def test_every_providers_file_the_docs_show_loads_as_written(block):
+    problems = ProblemList("VALIDATOR_PROVIDERS_FILE")
+    providers = load_document(tomllib.loads(block), problems)
+    assert problems.items == [] and providers

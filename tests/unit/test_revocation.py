@@ -22,7 +22,7 @@ from jwtgate.claims import Identity, Policy
 from jwtgate.keys import JwksSource
 from validator.providers import TrustedProviders
 from validator.resources import Ready
-from validator.revocation import RevocationFeed, RevocationSet
+from validator.revocation import ProviderRevocations, RevocationFeed, RevocationSet
 
 POLICY = Policy(issuer="jwtgate", audiences=("jwtgate-api",), accepted_typ=("at+jwt",), leeway_seconds=0)
 
@@ -232,3 +232,16 @@ def test_a_validator_without_a_feed_says_revocation_is_off(tmp_path, feed, warne
     events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
     off = "VALIDATOR_REVOCATION_DB is not set: revocation is off, a revoked or logged-out token passes until its exp"
     assert (off in events) == warned, events
+
+
+def test_a_provider_the_store_does_not_speak_for_is_neither_revoked_nor_refused_when_it_is_stale(store):
+    monotonic = FakeClock(0)
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30, clock=monotonic)
+    refusals = ProviderRevocations(feed, {"keycloak"})
+    store.add([Revocation("sub", "alice", 5000, cutoff=1500), Revocation("jti", "j1", 5000)])
+    asyncio.run(feed.sync())
+    assert refusals.refusal(identity(provider="jwtgate")) == "revoked"
+    assert refusals.refusal(identity(provider="keycloak")) is None
+    monotonic.tick(31)
+    assert refusals.refusal(identity(provider="jwtgate", sub="bob", jti="j2", sid=None)) == "revocation_unavailable"
+    assert refusals.refusal(identity(provider="keycloak")) is None
