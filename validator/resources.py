@@ -245,7 +245,8 @@ class Ready:
     ready refuses every token (401), which a load balancer should not send users to.
 
     A provider without keys is named (`providers_without_keys`) but keeps the worker ready while another
-    has keys: taking the worker away would refuse the other providers' tokens too.
+    has keys: taking the worker away would refuse the other providers' tokens too. A stale revocation
+    set likewise, while a provider outside the store (`revocations = false`) holds a key: its tokens still pass.
     """
 
     def __init__(self, providers, revocations):
@@ -256,8 +257,10 @@ class Ready:
         problems = []
         if not len(self._providers):
             problems.append("no_keys")
-        if self._revocations.stale():
+        without_keys = self._providers.without_keys()
+        stale = self._revocations.stale()
+        if stale and not self._providers.unrevoked - set(without_keys):
             problems.append("revocations_stale")
         resp.status = falcon.HTTP_503 if problems else falcon.HTTP_200
         resp.media = {"status": "not_ready" if problems else "ready", "keys": len(self._providers),
-                      "problems": problems, "providers_without_keys": self._providers.without_keys()}
+                      "problems": problems, "providers_without_keys": without_keys, "revocations_stale": stale}

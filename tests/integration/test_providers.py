@@ -185,10 +185,16 @@ def test_a_provider_outside_the_revocation_store_keeps_working_when_the_store_ca
         # validator worker goes stale on its own clock; these waits end once the samples agree.
         assert until(lambda: statuses(ours) == {401}, 15)
         assert call(running, ours).json()["error"] == "revocation_unavailable"
+        answers = []
+        assert until(lambda: answers.append(readiness(running)) or answers[-1][1]["revocations_stale"], 15)
         if revocations:
             assert until(lambda: statuses(theirs) == {401}, 15)
             assert call(running, theirs).json()["error"] == "revocation_unavailable"
+            # Not ready: such a worker lets no token through.
+            assert answers[-1][0] == 503 and answers[-1][1]["problems"] == ["revocations_stale"]
         else:
             assert statuses(theirs) == {200}
+            # Still ready: the other provider's tokens pass.
+            assert answers[-1][0] == 200 and answers[-1][1]["problems"] == []
     finally:
         running.close()

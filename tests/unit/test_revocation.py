@@ -137,7 +137,7 @@ def test_readyz_follows_the_keys_and_the_revocation_feed(store):
     asyncio.run(feed.sync())
     assert ready() == (200, [])
     assert client.simulate_get("/readyz").json == {"status": "ready", "keys": 1, "problems": [],
-                                                    "providers_without_keys": []}
+                                                    "providers_without_keys": [], "revocations_stale": False}
     monotonic.tick(31)
     assert ready() == (503, ["revocations_stale"])
     # The app serves it beside /healthz, and is ready once started.
@@ -245,3 +245,23 @@ def test_a_provider_the_store_does_not_speak_for_is_neither_revoked_nor_refused_
     monotonic.tick(31)
     assert refusals.refusal(identity(provider="jwtgate", sub="bob", jti="j2", sid=None)) == "revocation_unavailable"
     assert refusals.refusal(identity(provider="keycloak")) is None
+
+
+def test_a_stale_revocation_set_keeps_the_worker_ready_for_a_provider_outside_the_store(store):
+    monotonic = FakeClock(0)
+    feed = RevocationFeed(store, RevocationSet(), interval=0.2, max_staleness=30, clock=monotonic)
+    ours = JwksSource("http://auth/jwks", fetch=_Jwks(RsaSigner()))
+    theirs = JwksSource("http://idp/jwks", fetch=_Jwks(RsaSigner()))
+    other = Policy(issuer="https://idp.example", audiences=("api",), accepted_typ=("at+jwt",), leeway_seconds=0)
+    app = falcon.asgi.App()
+    app.add_route("/readyz", Ready(TrustedProviders([("jwtgate", POLICY, ours), ("idp", other, theirs)],
+                                                    unrevoked={"idp"}), feed))
+    client = falcon.testing.TestClient(app)
+    asyncio.run(ours.refresh())
+    # The feed has never been read: our tokens are refused, and the other provider holds no key yet.
+    assert client.simulate_get("/readyz").json["problems"] == ["revocations_stale"]
+    asyncio.run(theirs.refresh())
+    answer = client.simulate_get("/readyz")
+    assert answer.status_code == 200 and answer.json["revocations_stale"] is True
+    asyncio.run(feed.sync())
+    assert client.simulate_get("/readyz").json["revocations_stale"] is False
